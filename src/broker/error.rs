@@ -1,0 +1,65 @@
+//! Broker errors and THE one translation point into RocketMQ response codes and remarks.
+
+use crate::remoting::code::response;
+use crate::remoting::RemotingCommand;
+use crate::runtime::MeshError;
+use crate::store::StoreError;
+
+/// The FAQ suffix upstream appends to several remarks.
+pub const FAQ_SUFFIX: &str = "\nSee http://rocketmq.apache.org/docs/faq/ for further details.";
+
+#[derive(Debug, thiserror::Error)]
+pub enum BrokerError {
+    /// A request header field is missing or malformed.
+    #[error("{0}")]
+    Header(String),
+    #[error("topic[{0}] not exist, apply first please!{FAQ_SUFFIX}")]
+    TopicNotExist(String),
+    #[error("{0}")]
+    NoPermission(String),
+    #[error("{0}")]
+    System(String),
+    #[error("{0}")]
+    MessageIllegal(String),
+    #[error("{0}")]
+    ServiceNotAvailable(String),
+    #[error("subscription group [{0}] does not exist, {FAQ_SUFFIX}")]
+    SubscriptionGroupNotExist(String),
+    #[error("the consumer's subscription not exist, group: {group} topic: {topic}")]
+    SubscriptionNotExist { group: String, topic: String },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("internal: {0}")]
+    Mesh(#[from] MeshError),
+}
+
+impl BrokerError {
+    fn code(&self) -> i32 {
+        match self {
+            BrokerError::Header(_) | BrokerError::System(_) | BrokerError::Mesh(_) => {
+                response::SYSTEM_ERROR
+            }
+            BrokerError::TopicNotExist(_) => response::TOPIC_NOT_EXIST,
+            BrokerError::NoPermission(_) => response::NO_PERMISSION,
+            BrokerError::MessageIllegal(_) => response::MESSAGE_ILLEGAL,
+            BrokerError::ServiceNotAvailable(_) => response::SERVICE_NOT_AVAILABLE,
+            BrokerError::SubscriptionGroupNotExist(_) => response::SUBSCRIPTION_GROUP_NOT_EXIST,
+            BrokerError::SubscriptionNotExist { .. } => response::SUBSCRIPTION_NOT_EXIST,
+            BrokerError::Store(e) => store_code(e),
+        }
+    }
+
+    /// The response a client gets for this error.
+    pub fn into_response(self, request: &RemotingCommand) -> RemotingCommand {
+        let code = self.code();
+        RemotingCommand::response_to(request, code).with_remark(self.to_string())
+    }
+}
+
+fn store_code(e: &StoreError) -> i32 {
+    match e {
+        StoreError::MessageIllegal(_) => response::MESSAGE_ILLEGAL,
+        StoreError::NotWritable(_) => response::SERVICE_NOT_AVAILABLE,
+        _ => response::SYSTEM_ERROR,
+    }
+}

@@ -1,0 +1,6 @@
+//! One file per request family.
+
+pub mod admin;
+pub mod consumer;
+pub mod pull;
+pub mod send;

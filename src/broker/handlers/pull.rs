@@ -1,0 +1,248 @@
+//! PULL_MESSAGE (11) and LITE_PULL_MESSAGE (361) with long polling: spec/remoting.md §8.4.
+//!
+//! The accepting shard resolves the subscription (from the request, or from the client
+//! registry on shard 0), then runs the read on the queue's owner shard. When nothing is there
+//! and the client allows suspension, the owner parks the pull until a message for that queue
+//! is dispatched or the suspend time ends, then reads once more.
+
+use std::rc::Rc;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use futures::channel::oneshot;
+
+use crate::broker::clients::Subscription;
+use crate::broker::processor::{opt_field, req_field, HandlerResult};
+use crate::broker::{BrokerError, BrokerShard};
+use crate::constants::{PULL_MAX_BYTES, PULL_MAX_MESSAGES, PULL_SUSPEND_MAX_MS};
+use crate::remoting::code::response;
+use crate::remoting::RemotingCommand;
+use crate::store::{GetResult, GetStatus};
+
+const FLAG_COMMIT_OFFSET: i32 = 0x1;
+const FLAG_SUSPEND: i32 = 0x2;
+const FLAG_SUBSCRIPTION: i32 = 0x4;
+
+#[derive(Debug)]
+struct PullHeader {
+    group: String,
+    topic: String,
+    queue_id: u32,
+    queue_offset: u64,
+    max_msg_nums: u32,
+    sys_flag: i32,
+    commit_offset: i64,
+    suspend_ms: u64,
+    subscription: Option<String>,
+    sub_version: i64,
+}
+
+impl PullHeader {
+    fn parse(req: &RemotingCommand) -> Result<Self, BrokerError> {
+        let queue_offset: i64 = req_field(req, "queueOffset")?;
+        let queue_id: i32 = req_field(req, "queueId")?;
+        Ok(Self {
+            group: req_field(req, "consumerGroup")?,
+            topic: req_field(req, "topic")?,
+            queue_id: u32::try_from(queue_id)
+                .map_err(|_| BrokerError::System(format!("queueId[{queue_id}] is illegal")))?,
+            queue_offset: u64::try_from(queue_offset).unwrap_or(0),
+            max_msg_nums: req_field::<i32>(req, "maxMsgNums")?
+                .clamp(1, i32::MAX)
+                .unsigned_abs(),
+            sys_flag: req_field(req, "sysFlag")?,
+            commit_offset: opt_field(req, "commitOffset").unwrap_or(-1),
+            suspend_ms: opt_field::<i64>(req, "suspendTimeoutMillis")
+                .unwrap_or(0)
+                .max(0)
+                .unsigned_abs(),
+            subscription: req.field("subscription").map(str::to_string),
+            sub_version: opt_field(req, "subVersion").unwrap_or(0),
+        })
+    }
+}
+
+pub async fn handle(shard: &Rc<BrokerShard>, req: &RemotingCommand) -> HandlerResult {
+    let h = PullHeader::parse(req)?;
+    let topic = shard
+        .topic_snapshot()
+        .get(&h.topic)
+        .cloned()
+        .ok_or_else(|| BrokerError::TopicNotExist(h.topic.clone()))?;
+    if !topic.is_readable() {
+        return Err(BrokerError::NoPermission(format!(
+            "the topic[{}] pulling message is forbidden",
+            h.topic
+        )));
+    }
+    if h.queue_id >= topic.read_queue_nums {
+        return Err(BrokerError::System(format!(
+            "queueId[{}] is illegal, topic:[{}] topicConfig.readQueueNums:[{}] consumer:[{}]",
+            h.queue_id, h.topic, topic.read_queue_nums, h.group
+        )));
+    }
+    let subscription = resolve_subscription(shard, &h).await?;
+    if h.sys_flag & FLAG_COMMIT_OFFSET != 0
+        && h.commit_offset >= 0
+        && !shard.settings.role.is_slave()
+    {
+        let (g, t, q, o) = (
+            h.group.clone(),
+            h.topic.clone(),
+            h.queue_id,
+            h.commit_offset.unsigned_abs(),
+        );
+        shard
+            .on_control(move |_, cp| cp.offsets.commit(&g, &t, q, o))
+            .await?;
+    }
+    let suspend_ms = if h.sys_flag & FLAG_SUSPEND == 0 {
+        0
+    } else if shard.settings.long_polling {
+        h.suspend_ms.min(PULL_SUSPEND_MAX_MS)
+    } else {
+        shard.settings.short_polling_ms.min(PULL_SUSPEND_MAX_MS)
+    };
+    let (topic_name, queue_id, offset, max) =
+        (h.topic.clone(), h.queue_id, h.queue_offset, h.max_msg_nums);
+    let owner = shard.owner_of(&h.topic, h.queue_id);
+    let result = shard
+        .on_shard(owner, move |s| {
+            Box::pin(async move {
+                read_or_park(
+                    &s,
+                    &topic_name,
+                    queue_id,
+                    offset,
+                    max,
+                    &subscription,
+                    suspend_ms,
+                )
+                .await
+            })
+        })
+        .await??;
+    Ok(Some(response_for(req, h.queue_offset, result)))
+}
+
+async fn resolve_subscription(
+    shard: &Rc<BrokerShard>,
+    h: &PullHeader,
+) -> Result<Subscription, BrokerError> {
+    if h.sys_flag & FLAG_SUBSCRIPTION != 0 {
+        let expr = h.subscription.clone().unwrap_or_else(|| "*".to_string());
+        if !shard.settings.auto_create_group {
+            ensure_group(shard, &h.group).await?;
+        }
+        return Ok(Subscription::from_expression(
+            &h.topic,
+            &expr,
+            h.sub_version,
+        ));
+    }
+    let (g, t) = (h.group.clone(), h.topic.clone());
+    let found = shard
+        .on_control(move |_, cp| {
+            let exists = cp.groups.get_or_create(&g).is_some();
+            (exists, cp.clients.subscription(&g, &t).cloned())
+        })
+        .await?;
+    match found {
+        (false, _) => Err(BrokerError::SubscriptionGroupNotExist(h.group.clone())),
+        (true, None) => Err(BrokerError::SubscriptionNotExist {
+            group: h.group.clone(),
+            topic: h.topic.clone(),
+        }),
+        (true, Some(s)) => Ok(s),
+    }
+}
+
+async fn ensure_group(shard: &Rc<BrokerShard>, group: &str) -> Result<(), BrokerError> {
+    let g = group.to_string();
+    let exists = shard
+        .on_control(move |_, cp| cp.groups.get_or_create(&g).is_some())
+        .await?;
+    if exists {
+        Ok(())
+    } else {
+        Err(BrokerError::SubscriptionGroupNotExist(group.to_string()))
+    }
+}
+
+/// Runs on the owner shard: read, and if there is nothing yet, park until data or timeout.
+async fn read_or_park(
+    s: &Rc<BrokerShard>,
+    topic: &str,
+    queue_id: u32,
+    offset: u64,
+    max: u32,
+    sub: &Subscription,
+    suspend_ms: u64,
+) -> Result<GetResult, BrokerError> {
+    let max = max.min(PULL_MAX_MESSAGES);
+    let filter = |code: i64| sub.matches(code);
+    let first = s
+        .store
+        .get_messages(topic, queue_id, offset, max, PULL_MAX_BYTES, &filter)
+        .await?;
+    if suspend_ms == 0 || !is_not_found(&first, offset) {
+        return Ok(first);
+    }
+    let (tx, rx) = oneshot::channel();
+    s.pull_waiters
+        .borrow_mut()
+        .entry((topic.to_string(), queue_id))
+        .or_default()
+        .push(tx);
+    // Data may have landed between the read and the registration.
+    if s.store.max_offset(topic, queue_id) <= offset {
+        let _ = glommio::timer::timeout(Duration::from_millis(suspend_ms), async {
+            let _ = rx.await;
+            Ok(())
+        })
+        .await;
+    }
+    Ok(s.store
+        .get_messages(topic, queue_id, offset, max, PULL_MAX_BYTES, &filter)
+        .await?)
+}
+
+fn is_not_found(r: &GetResult, requested: u64) -> bool {
+    match r.status {
+        GetStatus::OffsetOverflowOne | GetStatus::OffsetFoundNull => true,
+        GetStatus::NoMessageInQueue => requested == 0,
+        _ => false,
+    }
+}
+
+/// Maps a store result to the response (spec/remoting.md §8.4 table).
+fn response_for(req: &RemotingCommand, requested: u64, r: GetResult) -> RemotingCommand {
+    let (code, next) = match r.status {
+        GetStatus::Found => (response::SUCCESS, r.next_begin_offset),
+        GetStatus::NoMatchedMessage => (response::PULL_RETRY_IMMEDIATELY, r.next_begin_offset),
+        GetStatus::NoMessageInQueue if requested != 0 => (response::PULL_OFFSET_MOVED, 0),
+        GetStatus::NoMessageInQueue => (response::PULL_NOT_FOUND, 0),
+        GetStatus::OffsetTooSmall | GetStatus::OffsetOverflowBadly => {
+            (response::PULL_OFFSET_MOVED, r.next_begin_offset)
+        }
+        GetStatus::OffsetOverflowOne | GetStatus::OffsetFoundNull => {
+            (response::PULL_NOT_FOUND, r.next_begin_offset)
+        }
+    };
+    let body: Bytes = if code == response::SUCCESS {
+        let mut buf = BytesMut::with_capacity(r.records.iter().map(Bytes::len).sum());
+        for rec in &r.records {
+            buf.extend_from_slice(rec);
+        }
+        buf.freeze()
+    } else {
+        Bytes::new()
+    };
+    RemotingCommand::response_to(req, code)
+        .with_remark(r.status.as_str())
+        .with_field("suggestWhichBrokerId", "0")
+        .with_field("nextBeginOffset", next.to_string())
+        .with_field("minOffset", r.min_offset.to_string())
+        .with_field("maxOffset", r.max_offset.to_string())
+        .with_body(body)
+}

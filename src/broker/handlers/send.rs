@@ -1,0 +1,279 @@
+//! SEND_MESSAGE (10), SEND_MESSAGE_V2 (310), SEND_BATCH_MESSAGE (320): spec/remoting.md
+//! §8.1-8.3. The header becomes a store-level `PutBatch` here; the put runs on the queue's
+//! owner shard and the response is built from its result.
+
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::rc::Rc;
+
+use crate::broker::processor::{aliased, HandlerResult};
+use crate::broker::topics::{validate_topic_name, CreateError, TopicConfig, AUTO_CREATE_TOPIC_KEY};
+use crate::broker::{register, BrokerError, BrokerShard};
+use crate::net::Connection;
+use crate::remoting::code::{request, response};
+use crate::remoting::message::{decode_batch, encode_offset_msg_id, parse_properties, tags_code};
+use crate::remoting::RemotingCommand;
+use crate::runtime::now_ms;
+use crate::store::{PutBatch, PutMessage, PutStatus};
+
+/// The send header, whichever spelling (long names for 10, one letter for 310/320).
+#[derive(Debug)]
+struct SendHeader {
+    topic: String,
+    default_topic: String,
+    default_topic_queue_nums: u32,
+    queue_id: i32,
+    sys_flag: i32,
+    born_timestamp: i64,
+    flag: i32,
+    properties: String,
+    reconsume_times: i32,
+    /// The body is a batch (message-format.md §6): code 320, or `batch`/`m` set. The C++
+    /// client sends code 10 with `batch:"1"`; Java's parseBoolean would read that as false and
+    /// store the encoded batch as one message, so we honour what the client meant.
+    batch: bool,
+}
+
+fn field<'a>(req: &'a RemotingCommand, long: &str, short: &str) -> Result<&'a str, BrokerError> {
+    aliased(req, long, short)
+        .ok_or_else(|| BrokerError::Header(format!("the custom field <{long}> is null")))
+}
+
+fn number<T: std::str::FromStr>(
+    req: &RemotingCommand,
+    long: &str,
+    short: &str,
+) -> Result<T, BrokerError> {
+    let raw = field(req, long, short)?;
+    raw.trim().parse().map_err(|_| {
+        BrokerError::Header(format!("the custom field <{long}> is not a number: {raw}"))
+    })
+}
+
+impl SendHeader {
+    fn parse(req: &RemotingCommand) -> Result<Self, BrokerError> {
+        field(req, "producerGroup", "a")?;
+        Ok(Self {
+            topic: field(req, "topic", "b")?.to_string(),
+            default_topic: aliased(req, "defaultTopic", "c")
+                .unwrap_or(AUTO_CREATE_TOPIC_KEY)
+                .to_string(),
+            default_topic_queue_nums: number::<i32>(req, "defaultTopicQueueNums", "d")
+                .unwrap_or(4)
+                .max(1)
+                .unsigned_abs(),
+            queue_id: number(req, "queueId", "e")?,
+            sys_flag: number(req, "sysFlag", "f")?,
+            born_timestamp: number(req, "bornTimestamp", "g")?,
+            flag: number(req, "flag", "h")?,
+            properties: aliased(req, "properties", "i")
+                .unwrap_or_default()
+                .to_string(),
+            reconsume_times: number(req, "reconsumeTimes", "j").unwrap_or(0),
+            batch: req.code == request::SEND_BATCH_MESSAGE
+                || aliased(req, "batch", "m")
+                    .is_some_and(|b| b.eq_ignore_ascii_case("true") || b == "1"),
+        })
+    }
+}
+
+pub async fn handle(
+    shard: &Rc<BrokerShard>,
+    req: &RemotingCommand,
+    conn: &Connection,
+) -> HandlerResult {
+    let header = SendHeader::parse(req)?;
+    if shard.settings.role.is_slave() {
+        return Err(BrokerError::ServiceNotAvailable(
+            "broker is a SLAVE: it does not accept sends".to_string(),
+        ));
+    }
+    if shard.stopping.get() {
+        return Err(BrokerError::ServiceNotAvailable(
+            "the broker is shutting down".to_string(),
+        ));
+    }
+    if header.topic == AUTO_CREATE_TOPIC_KEY {
+        return Err(BrokerError::System(format!(
+            "the topic[{AUTO_CREATE_TOPIC_KEY}] is conflict with system reserved words."
+        )));
+    }
+    validate_topic_name(&header.topic).map_err(BrokerError::System)?;
+    let topic = topic_config(shard, &header).await?;
+    if !topic.is_writable() {
+        return Err(BrokerError::NoPermission(format!(
+            "the topic[{}] sending message is forbidden",
+            header.topic
+        )));
+    }
+    let queue_id = choose_queue(&header, &topic)?;
+    let batch = build_batch(shard, req, &header, queue_id, conn.info().peer)?;
+    let owner = shard.owner_of(&header.topic, queue_id);
+    let result = shard
+        .on_shard(owner, move |s| {
+            Box::pin(async move { s.store.put(batch).await })
+        })
+        .await??;
+    let code = match result.status {
+        PutStatus::Ok => response::SUCCESS,
+        PutStatus::FlushDiskTimeout => response::FLUSH_DISK_TIMEOUT,
+    };
+    let host = shard.settings.store_host;
+    let ids: Vec<String> = result
+        .phys_offsets
+        .iter()
+        .map(|p| encode_offset_msg_id(*host.ip(), u32::from(host.port()), *p))
+        .collect();
+    let resp = RemotingCommand::response_to(req, code)
+        .with_field("msgId", ids.join(","))
+        .with_field("queueId", queue_id.to_string())
+        .with_field("queueOffset", result.first_queue_offset.to_string())
+        .with_field("MSG_REGION", shard.settings.region_id.clone())
+        .with_field("TRACE_ON", shard.settings.trace_on.to_string());
+    Ok(Some(resp))
+}
+
+/// The topic's config, auto-creating it on shard 0 when allowed.
+async fn topic_config(shard: &Rc<BrokerShard>, h: &SendHeader) -> Result<TopicConfig, BrokerError> {
+    if let Some(t) = shard.topic_snapshot().get(&h.topic) {
+        return Ok(t.clone());
+    }
+    let (topic, default_topic, nums) = (
+        h.topic.clone(),
+        h.default_topic.clone(),
+        h.default_topic_queue_nums,
+    );
+    let created = shard
+        .on_control(move |s, cp| {
+            let r = cp
+                .topics
+                .create_on_send(&topic, &default_topic, nums, now_ms());
+            if let Ok((_, true)) = &r {
+                let table = cp.topics.snapshot();
+                register::after_topic_change(s, table);
+            }
+            r.map(|(c, _)| c)
+        })
+        .await?;
+    match created {
+        Ok(c) => Ok(c),
+        Err(CreateError::NotExist) => Err(BrokerError::TopicNotExist(h.topic.clone())),
+        Err(CreateError::Forbidden(why)) => Err(BrokerError::NoPermission(why)),
+    }
+}
+
+fn choose_queue(h: &SendHeader, topic: &TopicConfig) -> Result<u32, BrokerError> {
+    let writable = topic.write_queue_nums.max(1);
+    if h.queue_id < 0 {
+        // The broker picks: spread by the born timestamp, cheap and good enough.
+        return Ok((h.born_timestamp.unsigned_abs() % u64::from(writable)) as u32);
+    }
+    let q = h.queue_id.unsigned_abs();
+    if q >= topic.write_queue_nums.max(topic.read_queue_nums) {
+        return Err(BrokerError::System(format!(
+            "request queueId[{q}] is illegal, {topic:?} Producer: {}",
+            h.topic
+        )));
+    }
+    Ok(q)
+}
+
+fn build_batch(
+    shard: &BrokerShard,
+    req: &RemotingCommand,
+    h: &SendHeader,
+    queue_id: u32,
+    peer: SocketAddr,
+) -> Result<PutBatch, BrokerError> {
+    let born_host = match peer {
+        SocketAddr::V4(v4) => v4,
+        SocketAddr::V6(v6) => SocketAddrV4::new(
+            v6.ip().to_ipv4_mapped().unwrap_or(Ipv4Addr::LOCALHOST),
+            v6.port(),
+        ),
+    };
+    let batch_props = parse_properties(&h.properties);
+    let wait_durable = !batch_props
+        .iter()
+        .any(|(k, v)| k == "WAIT" && v.eq_ignore_ascii_case("false"));
+    let messages = if h.batch {
+        let inner = decode_batch(&req.body)
+            .map_err(|e| BrokerError::MessageIllegal(format!("bad batch body: {e}")))?;
+        if inner.is_empty() {
+            return Err(BrokerError::MessageIllegal("empty batch".to_string()));
+        }
+        inner
+            .into_iter()
+            .map(|m| {
+                let properties = join_properties(&m.properties, &h.properties);
+                PutMessage {
+                    tags_code: tags_code(&properties),
+                    body: m.body,
+                    flag: m.flag,
+                    properties,
+                }
+            })
+            .collect()
+    } else {
+        vec![PutMessage {
+            body: req.body.clone(),
+            flag: h.flag,
+            tags_code: tags_code(&h.properties),
+            properties: h.properties.clone(),
+        }]
+    };
+    Ok(PutBatch {
+        topic: h.topic.clone(),
+        queue_id,
+        sys_flag: h.sys_flag,
+        born_timestamp: h.born_timestamp,
+        born_host,
+        store_host: shard.settings.store_host,
+        reconsume_times: h.reconsume_times,
+        prepared_tx_offset: 0,
+        messages,
+        wait_durable,
+    })
+}
+
+/// A batch message's own properties, then the batch-level ones (message-format.md §6).
+fn join_properties(own: &str, batch: &str) -> String {
+    if own.is_empty() {
+        return batch.to_string();
+    }
+    if batch.is_empty() {
+        return own.to_string();
+    }
+    if own.ends_with('\u{2}') {
+        format!("{own}{batch}")
+    } else {
+        format!("{own}\u{2}{batch}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::remoting::message::java_string_hash;
+
+    #[test]
+    fn batch_properties_are_joined_with_one_separator() {
+        assert_eq!(
+            join_properties("a\u{1}1", "WAIT\u{1}true"),
+            "a\u{1}1\u{2}WAIT\u{1}true"
+        );
+        assert_eq!(
+            join_properties("a\u{1}1\u{2}", "WAIT\u{1}true"),
+            "a\u{1}1\u{2}WAIT\u{1}true"
+        );
+        assert_eq!(join_properties("", "x\u{1}y"), "x\u{1}y");
+    }
+
+    #[test]
+    fn tags_code_is_the_java_hash_of_tags() {
+        assert_eq!(
+            tags_code("TAGS\u{1}TagA\u{2}KEYS\u{1}k"),
+            i64::from(java_string_hash("TagA"))
+        );
+        assert_eq!(tags_code("KEYS\u{1}k"), 0);
+    }
+}

@@ -1,0 +1,166 @@
+//! The broker's runtime settings: what handlers need, derived once from `BrokerConfig` at
+//! start (config field names and quirks stay in `config`). Immutable and shared by all shards.
+
+use std::net::SocketAddrV4;
+use std::path::PathBuf;
+
+use crate::store::StoreConfig;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    AsyncMaster,
+    SyncMaster,
+    Slave,
+}
+
+impl Role {
+    pub fn is_slave(self) -> bool {
+        self == Role::Slave
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct BrokerSettings {
+    pub cluster: String,
+    pub broker_name: String,
+    pub broker_id: u64,
+    pub role: Role,
+    /// `brokerIP1:listenPort`: written into every record and advertised to nameservers.
+    pub store_host: SocketAddrV4,
+    /// `brokerIP2:haListenPort`.
+    pub ha_addr: String,
+    pub listen_port: u16,
+    /// The VIP ("fast") port, `listenPort - 2`: serves everything but PULL_MESSAGE.
+    pub vip_port: u16,
+    pub namesrv_addrs: Vec<String>,
+    pub auto_create_topic: bool,
+    pub default_topic_queue_nums: u32,
+    pub auto_create_group: bool,
+    pub max_message_size: u32,
+    pub region_id: String,
+    pub trace_on: bool,
+    pub long_polling: bool,
+    pub short_polling_ms: u64,
+    pub register_period_ms: u64,
+    pub register_timeout_ms: u64,
+    pub flush_offset_interval_ms: u64,
+    /// `<storePathRootDir>/config`.
+    pub config_dir: PathBuf,
+    pub shard_count: usize,
+    /// Per-shard store settings (the same for every shard).
+    pub store: StoreConfig,
+    /// `key=value` lines of every effective config key (GET_BROKER_CONFIG).
+    pub config_text: String,
+    pub abort_path: PathBuf,
+    pub boot_timestamp_ms: i64,
+}
+
+impl BrokerSettings {
+    pub fn broker_addr(&self) -> String {
+        self.store_host.to_string()
+    }
+}
+
+/// The shard count persisted in the store (`config/shardmq.json`): the first start writes the
+/// configured count; later starts use the persisted one so every queue keeps its owner
+/// (DESIGN.md §2). A different configured count is reported, not applied.
+pub fn persisted_shard_count(
+    config_dir: &std::path::Path,
+    configured: usize,
+) -> Result<usize, String> {
+    let path = config_dir.join("shardmq.json");
+    match std::fs::read_to_string(&path) {
+        Ok(text) => {
+            let v: serde_json::Value =
+                serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+            let n = v
+                .get("shardCount")
+                .and_then(serde_json::Value::as_u64)
+                .filter(|n| (1..=4096).contains(n))
+                .ok_or_else(|| format!("{}: no valid shardCount", path.display()))?;
+            let n = usize::try_from(n).map_err(|e| e.to_string())?;
+            if n != configured {
+                tracing::warn!(persisted = n, configured, file = %path.display(),
+                    "the store was created with another shard count; keeping the persisted one");
+            }
+            Ok(n)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            std::fs::create_dir_all(config_dir)
+                .map_err(|e| format!("{}: {e}", config_dir.display()))?;
+            let content = serde_json::json!({ "shardCount": configured }).to_string();
+            crate::broker::persist::write_with_backup(&path, &content)
+                .map_err(|e| format!("{}: {e}", path.display()))?;
+            Ok(configured)
+        }
+        Err(e) => Err(format!("{}: {e}", path.display())),
+    }
+}
+
+/// Derives the runtime settings from a loaded `BrokerConfig`.
+pub fn from_config(c: &crate::config::BrokerConfig) -> Result<BrokerSettings, String> {
+    use crate::config::{BrokerRole, FlushDiskType};
+    let ip: std::net::Ipv4Addr = c.broker_ip1.parse().map_err(|_| {
+        format!(
+            "brokerIP1={} is not an IPv4 address (shardmq stores IPv4 hosts only)",
+            c.broker_ip1
+        )
+    })?;
+    let listen_port = c.netty_server.listen_port;
+    let config_dir = c.store.config_dir();
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let configured = usize::from(
+        c.shardmq
+            .effective_shard_count(u32::try_from(cores).unwrap_or(1)),
+    );
+    let shard_count = persisted_shard_count(&config_dir, configured)?;
+    let s = &c.store;
+    Ok(BrokerSettings {
+        cluster: c.broker_cluster_name.clone(),
+        broker_name: c.broker_name.clone(),
+        broker_id: u64::try_from(c.broker_id).unwrap_or(0),
+        role: match s.broker_role {
+            BrokerRole::AsyncMaster => Role::AsyncMaster,
+            BrokerRole::SyncMaster => Role::SyncMaster,
+            BrokerRole::Slave => Role::Slave,
+        },
+        store_host: SocketAddrV4::new(ip, listen_port),
+        ha_addr: c.ha_server_addr(),
+        listen_port,
+        vip_port: c.vip_listen_port(),
+        namesrv_addrs: c.namesrv_addrs(),
+        auto_create_topic: c.auto_create_topic_enable,
+        default_topic_queue_nums: c.default_topic_queue_nums,
+        auto_create_group: c.auto_create_subscription_group,
+        max_message_size: s.max_message_size,
+        region_id: c.region_id.clone(),
+        trace_on: c.trace_on,
+        long_polling: c.long_polling_enable,
+        short_polling_ms: c.short_polling_time_mills,
+        register_period_ms: u64::from(c.register_name_server_period),
+        register_timeout_ms: u64::from(c.register_broker_timeout_mills),
+        flush_offset_interval_ms: u64::from(c.flush_consumer_offset_interval),
+        config_dir,
+        shard_count,
+        store: StoreConfig {
+            commitlog_dir: s.store_path_commit_log.clone(),
+            consume_queue_dir: s.store_path_consume_queue.clone(),
+            checkpoint_path: s.store_checkpoint.clone(),
+            commitlog_file_size: u64::from(s.mapped_file_size_commit_log),
+            consume_queue_file_size: u64::from(s.mapped_file_size_consume_queue),
+            flush_mode: match s.flush_disk_type {
+                FlushDiskType::SyncFlush => crate::store::FlushMode::Sync,
+                FlushDiskType::AsyncFlush => crate::store::FlushMode::Async,
+            },
+            flush_interval_ms: u64::from(s.flush_interval_commit_log),
+            sync_flush_timeout_ms: u64::from(s.sync_flush_timeout),
+            max_message_size: s.max_message_size,
+            group_commit_max_bytes: usize::try_from(c.shardmq.group_commit_max_bytes)
+                .unwrap_or(1 << 20),
+            read_cache_bytes: usize::try_from(c.shardmq.read_cache_bytes).unwrap_or(64 << 20),
+        },
+        config_text: c.print_all(),
+        abort_path: s.abort_file.clone(),
+        boot_timestamp_ms: crate::runtime::now_ms(),
+    })
+}

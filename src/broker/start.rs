@@ -1,0 +1,260 @@
+//! Broker start-up and shutdown: recovery decision (abort file), control-plane files, one
+//! executor per shard, listeners, background tasks, and the clean stop on SIGTERM.
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::rc::{Rc, Weak};
+use std::sync::Arc;
+use std::time::Duration;
+
+use glommio::{LocalExecutorBuilder, Placement};
+
+use crate::broker::clients::ClientRegistry;
+use crate::broker::groups::SubscriptionGroups;
+use crate::broker::offsets::ConsumerOffsets;
+use crate::broker::persist::{load_with_backup, write_off_shard};
+use crate::broker::processor::BrokerService;
+use crate::broker::topics::{TopicManager, TopicTable};
+use crate::broker::{register, BrokerSettings, BrokerShard, ControlPlane};
+use crate::constants::GLOMMIO_IO_MEMORY_BYTES;
+use crate::net::RemotingClient;
+use crate::runtime::{now_ms, Inbox, Mesh};
+use crate::store::{self, ShardId, ShardStore};
+
+/// What the control plane starts from (read before the shards start).
+struct Persisted {
+    topics: Option<TopicTable>,
+    groups: Option<serde_json::Value>,
+    offsets: Option<serde_json::Value>,
+}
+
+fn load_persisted(dir: &Path) -> Result<Persisted, String> {
+    let topics = load_with_backup(&dir.join("topics.json"))?
+        .map(serde_json::from_value::<TopicTable>)
+        .transpose()
+        .map_err(|e| format!("{}: {e}", dir.join("topics.json").display()))?;
+    Ok(Persisted {
+        topics,
+        groups: load_with_backup(&dir.join("subscriptionGroup.json"))?,
+        offsets: load_with_backup(&dir.join("consumerOffset.json"))?,
+    })
+}
+
+/// Runs the broker until SIGTERM/SIGINT. Blocks the calling (non-shard) thread.
+pub fn run(settings: BrokerSettings) -> Result<(), String> {
+    let settings = Arc::new(settings);
+    std::fs::create_dir_all(&settings.config_dir)
+        .map_err(|e| format!("cannot create {}: {e}", settings.config_dir.display()))?;
+    let abnormal = store::abort_exists(&settings.abort_path);
+    if abnormal {
+        tracing::warn!(abort = %settings.abort_path.display(), "abort file found: the last run did not stop cleanly; recovering");
+    }
+    let mut persisted = Some(load_persisted(&settings.config_dir)?);
+    let (mesh, inboxes) = Mesh::<BrokerShard>::new(settings.shard_count);
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<usize, String>>();
+    let mut stop_senders = Vec::new();
+    let mut handles = Vec::new();
+    for (id, inbox) in inboxes.into_iter().enumerate() {
+        let (stop_tx, stop_rx) = futures::channel::oneshot::channel::<()>();
+        stop_senders.push(stop_tx);
+        let (settings, mesh, ready) = (settings.clone(), mesh.clone(), ready_tx.clone());
+        // Only shard 0 owns the control plane.
+        let control = if id == 0 { persisted.take() } else { None };
+        let handle = LocalExecutorBuilder::new(Placement::Unbound)
+            .name(&format!("shard-{id}"))
+            .io_memory(GLOMMIO_IO_MEMORY_BYTES)
+            .spawn(move || async move {
+                match start_shard(id, settings, mesh, inbox, abnormal, control).await {
+                    Ok(shard) => {
+                        let _ = ready.send(Ok(id));
+                        let _ = stop_rx.await;
+                        stop_shard(&shard).await;
+                    }
+                    Err(e) => {
+                        let _ = ready.send(Err(e));
+                    }
+                }
+            })
+            .map_err(|e| format!("cannot start shard {id}: {e}"))?;
+        handles.push(handle);
+    }
+    drop(ready_tx);
+    for _ in 0..settings.shard_count {
+        match ready_rx.recv() {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => return Err(e),
+            Err(_) => return Err("a shard stopped during start-up".to_string()),
+        }
+    }
+    store::create_abort(&settings.abort_path).map_err(|e| {
+        format!(
+            "cannot create abort file {}: {e}",
+            settings.abort_path.display()
+        )
+    })?;
+    tracing::info!(
+        broker = %settings.broker_name, addr = %settings.broker_addr(), shards = settings.shard_count,
+        "The broker[{}, {}] boot success. serializeType=JSON and name server is:{}",
+        settings.broker_name, settings.broker_addr(), settings.namesrv_addrs.join(";")
+    );
+    crate::signals::wait_for_termination()?;
+    tracing::info!("shutdown requested");
+    for tx in stop_senders {
+        let _ = tx.send(());
+    }
+    for h in handles {
+        let _ = h.join();
+    }
+    store::remove_abort(&settings.abort_path).map_err(|e| {
+        format!(
+            "cannot remove abort file {}: {e}",
+            settings.abort_path.display()
+        )
+    })?;
+    tracing::info!("the broker shut down cleanly");
+    Ok(())
+}
+
+async fn start_shard(
+    id: usize,
+    settings: Arc<BrokerSettings>,
+    mesh: Mesh<BrokerShard>,
+    inbox: Inbox<BrokerShard>,
+    abnormal: bool,
+    persisted: Option<Persisted>,
+) -> Result<Rc<BrokerShard>, String> {
+    let shard_id = ShardId(u16::try_from(id).map_err(|_| format!("shard id {id} too large"))?);
+    let store = ShardStore::open(settings.store.clone(), shard_id, abnormal)
+        .await
+        .map_err(|e| format!("shard {id}: cannot open the store: {e}"))?;
+    let control = persisted.map(|p| {
+        let now = now_ms();
+        RefCell::new(ControlPlane {
+            topics: TopicManager::new(
+                p.topics,
+                &settings.cluster,
+                &settings.broker_name,
+                settings.default_topic_queue_nums,
+                settings.auto_create_topic,
+                now,
+            ),
+            groups: SubscriptionGroups::new(p.groups.as_ref(), settings.auto_create_group),
+            offsets: p
+                .offsets
+                .as_ref()
+                .map(ConsumerOffsets::from_json)
+                .unwrap_or_default(),
+            clients: ClientRegistry::default(),
+        })
+    });
+    let topics = control
+        .as_ref()
+        .map(|c| c.borrow().topics.snapshot())
+        .unwrap_or_default();
+    let namesrv_clients = if id == 0 {
+        settings
+            .namesrv_addrs
+            .iter()
+            .map(|a| RemotingClient::new(a.clone(), Duration::from_secs(3)))
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let shard = Rc::new(BrokerShard {
+        id,
+        settings: settings.clone(),
+        store: store.clone(),
+        mesh,
+        topics: RefCell::new(topics),
+        control,
+        pull_waiters: RefCell::new(HashMap::new()),
+        conns: RefCell::new(HashMap::new()),
+        stopping: Cell::new(false),
+        namesrv_clients,
+    });
+    let weak: Weak<BrokerShard> = Rc::downgrade(&shard);
+    store.set_arrival_listener(Box::new(move |topic, queue_id| {
+        if let Some(s) = weak.upgrade() {
+            s.wake_pulls(topic, queue_id);
+        }
+    }));
+    glommio::spawn_local(inbox.serve(shard.clone())).detach();
+    let service = Rc::new(BrokerService {
+        shard: shard.clone(),
+    });
+    for port in [settings.listen_port, settings.vip_port] {
+        let addr = SocketAddr::from(([0, 0, 0, 0], port));
+        let listener = crate::net::server::bind(addr)
+            .map_err(|e| format!("shard {id}: cannot listen on {addr}: {e}"))?;
+        glommio::spawn_local(crate::net::server::serve(
+            listener,
+            service.clone(),
+            shard_id.0,
+        ))
+        .detach();
+    }
+    if id == 0 {
+        if shard.mesh.shard_count() > 1 {
+            // The other shards start with an empty replica; give them the table.
+            register::after_topic_change(&shard, shard.topic_snapshot());
+        }
+        glommio::spawn_local(register::register_periodically(shard.clone())).detach();
+        glommio::spawn_local(housekeeping(shard.clone())).detach();
+    }
+    Ok(shard)
+}
+
+/// Shard 0's periodic work: persist offsets, groups and topics; drop silent clients.
+async fn housekeeping(shard: Rc<BrokerShard>) {
+    let period = Duration::from_millis(shard.settings.flush_offset_interval_ms.max(100));
+    loop {
+        glommio::timer::sleep(period).await;
+        persist_control(&shard).await;
+        if let Some(cp) = &shard.control {
+            cp.borrow_mut().clients.expire(now_ms());
+        }
+    }
+}
+
+async fn persist_control(shard: &Rc<BrokerShard>) {
+    let Some(cp) = &shard.control else { return };
+    let dir = shard.settings.config_dir.clone();
+    let (offsets, groups, topics) = {
+        let mut cp = cp.borrow_mut();
+        let topics = serde_json::to_value(&*cp.topics.snapshot())
+            .map(|v| crate::broker::persist::pretty_json(&v))
+            .ok();
+        (
+            cp.offsets.take_dirty_json(),
+            cp.groups.take_dirty_json(now_ms()),
+            topics,
+        )
+    };
+    if let Some(json) = offsets {
+        write_off_shard(dir.join("consumerOffset.json"), json).await;
+    }
+    if let Some(json) = groups {
+        write_off_shard(dir.join("subscriptionGroup.json"), json).await;
+    }
+    if let Some(json) = topics {
+        write_off_shard(dir.join("topics.json"), json).await;
+    }
+}
+
+async fn stop_shard(shard: &Rc<BrokerShard>) {
+    shard.stopping.set(true);
+    if shard.id == 0 {
+        register::unregister_all(shard).await;
+        if let Some(cp) = &shard.control {
+            // Force a final write of the offsets even if nothing changed since the last one.
+            let json = cp.borrow().offsets.to_json();
+            write_off_shard(shard.settings.config_dir.join("consumerOffset.json"), json).await;
+        }
+        persist_control(shard).await;
+    }
+    if let Err(e) = shard.store.shutdown().await {
+        tracing::error!(shard = shard.id, error = %e, "store shutdown failed");
+    }
+}

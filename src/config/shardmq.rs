@@ -1,0 +1,44 @@
+//! Settings that exist only in shardmq (thread-per-core knobs), accepted in the `.properties`
+//! file under camelCase keys so one file can say everything. All have defaults that need no file.
+
+use super::value::{self, config_section};
+
+config_section! {
+    /// shardmq-only settings.
+    pub struct ShardmqConfig(env) in SHARDMQ_FIELDS {
+        /// Shards (executors, one per core); 0 = the number of available cores. The count a
+        /// store was created with is persisted with it and wins on restart (DESIGN.md §2).
+        "shardCount" => shard_count: u16 = 0;
+        /// Group commit closes a batch at this many bytes (or when the shard runs out of ready
+        /// work, whichever comes first).
+        "groupCommitMaxBytes" => group_commit_max_bytes: u32 = 1 << 20,
+            parse = value::parse_positive;
+        /// Per-shard cache of recent commit-log data, bytes.
+        "readCacheBytes" => read_cache_bytes: u64 = 64 << 20;
+        /// Strict upstream compatibility for store paths: ignore `storePathConsumeQueue`,
+        /// `storePathIndex`, `storeCheckpoint` and `abortFile` and derive them from
+        /// `storePathRootDir`, as every upstream 4.x does (spec/properties.md §5).
+        "deriveStorePathsFromRoot" => derive_store_paths_from_root: bool = false;
+    }
+}
+
+impl ShardmqConfig {
+    /// The shard count to start with when the store has none persisted: `shardCount`, or the
+    /// number of available cores when it is 0.
+    pub fn effective_shard_count(&self, cores: u32) -> u16 {
+        match self.shard_count {
+            0 => u16::try_from(cores.max(1)).unwrap_or(u16::MAX),
+            n => n,
+        }
+    }
+}
+
+config_section! {
+    /// Two keys upstream reads straight from the broker file (not config fields) for the HTTP
+    /// address-server lookup (`fetchNamesrvAddrByAddressServer`). Not printed by `-p`.
+    pub struct AddressServerConfig(env) in ADDRESS_SERVER_FIELDS {
+        "rmqAddressServerDomain" => rmq_address_server_domain: String =
+            "jmenv.tbsite.net".to_owned();
+        "rmqAddressServerSubGroup" => rmq_address_server_sub_group: String = "nsaddr".to_owned();
+    }
+}

@@ -1,0 +1,281 @@
+//! One remoting connection: reader task, writer task, pending-response table.
+//! Runs entirely on the shard that owns the socket.
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use futures::channel::{mpsc, oneshot};
+use futures::io::{AsyncReadExt, AsyncWriteExt, ReadHalf, WriteHalf};
+use futures::{SinkExt, StreamExt};
+use glommio::net::TcpStream;
+
+use crate::constants::{
+    CONN_MAX_IN_FLIGHT_REQUESTS, CONN_READ_BUFFER_BYTES, CONN_WRITE_BATCH_BYTES,
+    CONN_WRITE_QUEUE_FRAMES, FRAME_MAX_LEN,
+};
+use crate::remoting::{frame, RemotingCommand};
+
+/// What a handler knows about the connection a request came on.
+#[derive(Debug, Clone)]
+pub struct ConnInfo {
+    /// Unique per process: shard id in the high 16 bits, a per-shard counter below.
+    pub id: u64,
+    pub peer: SocketAddr,
+    pub local: SocketAddr,
+}
+
+/// Serves requests that arrive on a connection. `None` = send nothing (oneway).
+pub trait Handler: 'static {
+    fn handle(
+        self: Rc<Self>,
+        request: RemotingCommand,
+        conn: Rc<Connection>,
+    ) -> impl Future<Output = Option<RemotingCommand>>;
+
+    /// Called once when the connection is gone.
+    fn closed(self: Rc<Self>, _conn: &Connection) {}
+}
+
+/// Why a request sent on a connection got no response.
+#[derive(Debug, thiserror::Error)]
+pub enum CallError {
+    #[error("connection to {0} is closed")]
+    Closed(SocketAddr),
+    #[error("cannot encode the command: {0}")]
+    Encode(String),
+    #[error("no response from {peer} within {timeout_ms} ms (request code {code})")]
+    Timeout {
+        peer: SocketAddr,
+        timeout_ms: u64,
+        code: i32,
+    },
+}
+
+type Pending = RefCell<HashMap<i32, oneshot::Sender<RemotingCommand>>>;
+
+/// A live connection. Cheap to share (`Rc`); dropping the last handle does not close it,
+/// the reader task does when the peer goes away.
+pub struct Connection {
+    info: ConnInfo,
+    outbox: mpsc::Sender<Bytes>,
+    pending: Pending,
+    next_opaque: Cell<i32>,
+    closed: Cell<bool>,
+    in_flight: Cell<usize>,
+}
+
+impl std::fmt::Debug for Connection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Connection")
+            .field("info", &self.info)
+            .finish()
+    }
+}
+
+impl Connection {
+    /// Starts the reader and writer tasks for `stream` on the current shard.
+    pub fn start<H: Handler>(stream: TcpStream, id: u64, handler: Option<Rc<H>>) -> Rc<Connection> {
+        let _ = stream.set_nodelay(true);
+        let unknown = SocketAddr::from(([0, 0, 0, 0], 0));
+        let info = ConnInfo {
+            id,
+            peer: stream.peer_addr().unwrap_or(unknown),
+            local: stream.local_addr().unwrap_or(unknown),
+        };
+        let (reader, writer) = stream.split();
+        let (outbox, queue) = mpsc::channel(CONN_WRITE_QUEUE_FRAMES);
+        let conn = Rc::new(Connection {
+            info,
+            outbox,
+            pending: RefCell::new(HashMap::new()),
+            next_opaque: Cell::new(1),
+            closed: Cell::new(false),
+            in_flight: Cell::new(0),
+        });
+        glommio::spawn_local(write_loop(writer, queue, conn.info.peer)).detach();
+        glommio::spawn_local(read_loop(reader, conn.clone(), handler)).detach();
+        conn
+    }
+
+    pub fn info(&self) -> &ConnInfo {
+        &self.info
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.closed.get()
+    }
+
+    /// Queues an encoded command. Waits while the write queue is full (back-pressure).
+    pub async fn send(&self, cmd: &RemotingCommand) -> Result<(), CallError> {
+        let mut buf = BytesMut::with_capacity(64 + cmd.body.len());
+        if let Err(e) = frame::encode(cmd, &mut buf) {
+            // Only a header over 16 MiB or a body over 2 GiB gets here: a bug, not input.
+            tracing::error!(peer = %self.info.peer, code = cmd.code, error = %e, "cannot encode");
+            return Err(CallError::Encode(e.to_string()));
+        }
+        self.send_bytes(buf.freeze()).await
+    }
+
+    async fn send_bytes(&self, bytes: Bytes) -> Result<(), CallError> {
+        if self.closed.get() {
+            return Err(CallError::Closed(self.info.peer));
+        }
+        self.outbox
+            .clone()
+            .send(bytes)
+            .await
+            .map_err(|_| CallError::Closed(self.info.peer))
+    }
+
+    /// Sends a request and waits for its response.
+    pub async fn call(
+        &self,
+        mut request: RemotingCommand,
+        timeout: Duration,
+    ) -> Result<RemotingCommand, CallError> {
+        let opaque = self.next_opaque.get();
+        self.next_opaque.set(opaque.wrapping_add(1));
+        request.opaque = opaque;
+        let (tx, rx) = oneshot::channel();
+        self.pending.borrow_mut().insert(opaque, tx);
+        let code = request.code;
+        if let Err(e) = self.send(&request).await {
+            self.pending.borrow_mut().remove(&opaque);
+            return Err(e);
+        }
+        let peer = self.info.peer;
+        let result = glommio::timer::timeout(timeout, async { Ok(rx.await) }).await;
+        self.pending.borrow_mut().remove(&opaque);
+        match result {
+            Ok(Ok(resp)) => Ok(resp),
+            Ok(Err(_)) => Err(CallError::Closed(peer)),
+            Err(_) => Err(CallError::Timeout {
+                peer,
+                timeout_ms: u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX),
+                code,
+            }),
+        }
+    }
+
+    /// Sends a oneway request (flag bit 1), no response expected.
+    pub async fn call_oneway(&self, mut request: RemotingCommand) -> Result<(), CallError> {
+        request.flag |= crate::remoting::command::FLAG_ONEWAY;
+        request.opaque = self.next_opaque.get();
+        self.next_opaque.set(request.opaque.wrapping_add(1));
+        self.send(&request).await
+    }
+
+    fn mark_closed(&self) {
+        self.closed.set(true);
+        // Dropping the senders fails every waiting `call` at once.
+        self.pending.borrow_mut().clear();
+    }
+}
+
+async fn write_loop(
+    mut writer: WriteHalf<TcpStream>,
+    mut queue: mpsc::Receiver<Bytes>,
+    peer: SocketAddr,
+) {
+    let mut batch = BytesMut::with_capacity(CONN_WRITE_BATCH_BYTES);
+    while let Some(first) = queue.next().await {
+        batch.clear();
+        batch.extend_from_slice(&first);
+        // Gather whatever else is ready so one write carries many responses.
+        while batch.len() < CONN_WRITE_BATCH_BYTES {
+            match queue.try_recv() {
+                Ok(more) => batch.extend_from_slice(&more),
+                _ => break,
+            }
+        }
+        if let Err(e) = writer.write_all(&batch).await {
+            tracing::debug!(%peer, error = %e, "write failed; closing connection");
+            break;
+        }
+    }
+    let _ = writer.close().await;
+}
+
+async fn read_loop<H: Handler>(
+    mut reader: ReadHalf<TcpStream>,
+    conn: Rc<Connection>,
+    handler: Option<Rc<H>>,
+) {
+    let peer = conn.info.peer;
+    let mut buf = BytesMut::with_capacity(CONN_READ_BUFFER_BYTES);
+    let mut chunk = vec![0u8; CONN_READ_BUFFER_BYTES];
+    'conn: loop {
+        // Cut every whole frame already buffered.
+        loop {
+            match frame::check(&buf, FRAME_MAX_LEN) {
+                Ok(Some(len)) => {
+                    let bytes = buf.split_to(len).freeze();
+                    if !dispatch(bytes, &conn, handler.as_ref()) {
+                        break 'conn;
+                    }
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    tracing::warn!(%peer, error = %e, "bad frame; closing connection");
+                    break 'conn;
+                }
+            }
+        }
+        match reader.read(&mut chunk).await {
+            Ok(0) => break,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            Err(e) => {
+                tracing::debug!(%peer, error = %e, "read failed; closing connection");
+                break;
+            }
+        }
+    }
+    conn.mark_closed();
+    conn.outbox.clone().close_channel();
+    if let Some(h) = handler {
+        h.closed(&conn);
+    }
+}
+
+/// Routes one whole frame. Returns false when the connection must close.
+fn dispatch<H: Handler>(bytes: Bytes, conn: &Rc<Connection>, handler: Option<&Rc<H>>) -> bool {
+    let peer = conn.info.peer;
+    let cmd = match frame::decode_bytes(bytes) {
+        Ok(cmd) => cmd,
+        Err(e) => {
+            tracing::warn!(%peer, error = %e, "undecodable frame; closing connection");
+            return false;
+        }
+    };
+    if cmd.is_response() {
+        if let Some(tx) = conn.pending.borrow_mut().remove(&cmd.opaque) {
+            let _ = tx.send(cmd);
+        }
+        return true;
+    }
+    let Some(handler) = handler else {
+        return true;
+    };
+    if conn.in_flight.get() >= CONN_MAX_IN_FLIGHT_REQUESTS {
+        tracing::warn!(%peer, "too many requests in flight on one connection; closing it");
+        return false;
+    }
+    conn.in_flight.set(conn.in_flight.get() + 1);
+    let conn = conn.clone();
+    let handler = handler.clone();
+    glommio::spawn_local(async move {
+        let oneway = cmd.is_oneway();
+        let response = handler.handle(cmd, conn.clone()).await;
+        conn.in_flight.set(conn.in_flight.get().saturating_sub(1));
+        if let (Some(resp), false) = (response, oneway) {
+            let _ = conn.send(&resp).await;
+        }
+    })
+    .detach();
+    true
+}

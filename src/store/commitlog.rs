@@ -1,0 +1,934 @@
+//! `ShardStore`: one shard's commit log (appender with group commit, flusher, read cache, DMA
+//! reads) and its consume queues. Runs entirely on the owning shard's executor.
+//!
+//! Contracts:
+//! - `put` encodes into the pending batch (no I/O), wakes the flusher and waits. The flusher is
+//!   the only writer: it takes the oldest pending batch (everything that arrived while the
+//!   previous I/O ran, up to `group_commit_max_bytes`), issues one aligned DMA write per file
+//!   touched, one fdatasync per file (Sync mode), then makes the batch visible: read cache,
+//!   consume-queue dispatch, arrival listener, waiters. Batches are flushed strictly in order.
+//! - The partially filled tail page stays in memory (`Log::tail`) and is rewritten, zero padded,
+//!   with the next batch; recovery therefore reads a zero TOTALSIZE as the end of the log.
+//! - Readers (reader.rs) see bytes below `visible_end` only.
+//! - Files are created at full size ahead of need (when the current one is half full).
+
+use std::cell::{Cell, RefCell};
+use std::collections::{HashMap, VecDeque};
+use std::future::Future;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::rc::{Rc, Weak};
+use std::task::{Context, Poll, Waker};
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::channel::oneshot;
+use glommio::io::DmaFile;
+
+use super::checkpoint::{Checkpoint, ShardSlot};
+use super::consume_queue::{self, ConsumeQueue, CqEntry, CqWrite};
+use super::io::{align_down, align_up, create_dma_full, gio_err, segment_name, DMA_ALIGN};
+use super::record::{self, RecordFields, BLANK_LEN, PROPERTIES_LEN_MAX, TOPIC_LEN_MAX};
+use super::{
+    global_offset, FlushMode, PutBatch, PutResult, PutStatus, ShardId, StoreConfig, StoreError,
+    StoreStats, CQ_FLUSH_INTERVAL_MS,
+};
+
+/// One commit-log file.
+#[derive(Debug, Clone)]
+pub(crate) struct Segment {
+    pub start: u64,
+    pub file: Rc<DmaFile>,
+    pub path: PathBuf,
+}
+
+/// Encoded bytes waiting for the flusher, all inside one segment.
+#[derive(Debug)]
+struct Chunk {
+    seg_start: u64,
+    pos: u64,
+    bytes: Vec<u8>,
+}
+
+#[derive(Debug)]
+struct Waiter {
+    tx: oneshot::Sender<Result<(), StoreError>>,
+    durable: bool,
+}
+
+#[derive(Debug)]
+struct DispatchItem {
+    queue: (String, u32),
+    queue_offset: u64,
+    entry: CqEntry,
+}
+
+#[derive(Debug, Default)]
+struct Batch {
+    chunks: Vec<Chunk>,
+    waiters: Vec<Waiter>,
+    dispatch: Vec<DispatchItem>,
+    bytes: usize,
+    end: u64,
+    last_store_timestamp: i64,
+}
+
+/// Mutable commit-log state.
+#[derive(Debug)]
+pub(crate) struct Log {
+    pub segments: Vec<Segment>,
+    pub next_segment: Option<Segment>,
+    pub write_pos: u64,
+    pub visible_end: u64,
+    pub synced_end: u64,
+    pub tail: Option<(u64, Vec<u8>)>,
+    pub last_store_timestamp: i64,
+    pub synced_store_timestamp: i64,
+    batches: VecDeque<Batch>,
+    flushing: bool,
+    pub(crate) cache: VecDeque<(u64, Bytes)>,
+    cache_bytes: usize,
+    /// Files written since their last fdatasync (Async mode).
+    dirty: Vec<Segment>,
+    not_writable: Option<String>,
+    closed: bool,
+}
+
+impl Log {
+    pub(crate) fn new(segments: Vec<Segment>, end: u64, tail: Option<(u64, Vec<u8>)>) -> Self {
+        Log {
+            segments,
+            next_segment: None,
+            write_pos: end,
+            visible_end: end,
+            synced_end: end,
+            tail,
+            last_store_timestamp: 0,
+            synced_store_timestamp: 0,
+            batches: VecDeque::new(),
+            flushing: false,
+            cache: VecDeque::new(),
+            cache_bytes: 0,
+            dirty: Vec::new(),
+            not_writable: None,
+            closed: false,
+        }
+    }
+
+    pub(crate) fn segment_for(&self, local: u64) -> Option<&Segment> {
+        let i = self.segments.partition_point(|s| s.start <= local);
+        self.segments.get(i.checked_sub(1)?)
+    }
+}
+
+/// A queue of this shard: its consume queue plus the next offset handed to a put.
+#[derive(Debug)]
+pub(crate) struct Queue {
+    pub cq: ConsumeQueue,
+    pub reserved: u64,
+}
+
+/// A level-triggered wake-up for the single flusher task.
+#[derive(Debug, Default)]
+struct Notify {
+    flag: Cell<bool>,
+    waker: RefCell<Option<Waker>>,
+}
+
+impl Notify {
+    fn notify(&self) {
+        self.flag.set(true);
+        if let Some(w) = self.waker.borrow_mut().take() {
+            w.wake();
+        }
+    }
+
+    fn wait(&self) -> impl Future<Output = ()> + '_ {
+        futures_lite::future::poll_fn(move |cx: &mut Context<'_>| {
+            if self.flag.replace(false) {
+                Poll::Ready(())
+            } else {
+                *self.waker.borrow_mut() = Some(cx.waker().clone());
+                Poll::Pending
+            }
+        })
+    }
+}
+
+/// Called with (topic, queue id) after new entries of that queue were dispatched.
+pub type ArrivalListener = Box<dyn Fn(&str, u32)>;
+
+/// The per-shard store. See the module doc for the contracts.
+pub struct ShardStore {
+    pub(crate) cfg: StoreConfig,
+    pub(crate) shard: ShardId,
+    pub(crate) log: RefCell<Log>,
+    pub(crate) queues: RefCell<HashMap<(String, u32), Queue>>,
+    pub(crate) checkpoint: Checkpoint,
+    pub(crate) shard_dir: PathBuf,
+    stats: Cell<StoreStats>,
+    notify: Rc<Notify>,
+    me: Weak<ShardStore>,
+    listener: RefCell<Option<Rc<ArrivalListener>>>,
+    segment_lock: glommio::sync::Semaphore,
+    cq_lock: glommio::sync::Semaphore,
+}
+
+impl std::fmt::Debug for ShardStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ShardStore")
+            .field("shard", &self.shard)
+            .finish_non_exhaustive()
+    }
+}
+
+type BoxFut<'a, T> = Pin<Box<dyn Future<Output = T> + 'a>>;
+
+impl ShardStore {
+    /// Opens the shard's store, recovering from disk; `abnormal` = the abort marker existed.
+    /// Starts the flusher and the periodic CQ/checkpoint (and Async fdatasync) tasks.
+    pub async fn open(
+        cfg: StoreConfig,
+        shard: ShardId,
+        abnormal: bool,
+    ) -> Result<Rc<ShardStore>, StoreError> {
+        cfg.validate()?;
+        let r = super::recovery::recover(&cfg, shard, abnormal).await?;
+        let mut log = Log::new(r.segments, r.end, r.tail);
+        log.last_store_timestamp = r.last_store_timestamp;
+        log.synced_store_timestamp = r.last_store_timestamp;
+        let min = log.segments.first().map_or(0, |s| s.start);
+        let store = Rc::new_cyclic(|me| ShardStore {
+            me: me.clone(),
+            stats: Cell::new(StoreStats {
+                min_local_offset: min,
+                max_local_offset: r.end,
+                visible_local_offset: r.end,
+                queue_count: r.queues.len() as u64,
+                ..StoreStats::default()
+            }),
+            cfg,
+            shard,
+            log: RefCell::new(log),
+            queues: RefCell::new(r.queues),
+            checkpoint: r.checkpoint,
+            shard_dir: r.shard_dir,
+            notify: Rc::new(Notify::default()),
+            listener: RefCell::new(None),
+            segment_lock: glommio::sync::Semaphore::new(1),
+            cq_lock: glommio::sync::Semaphore::new(1),
+        });
+        if store.log.borrow().segments.is_empty() {
+            store.ensure_next_segment(r.end).await?;
+            store.install_next_segment();
+        }
+        // Not clean any more until the next shutdown.
+        store.flush_consume_queues(false).await?;
+        spawn_flusher(Rc::downgrade(&store), store.notify.clone());
+        spawn_periodic(Rc::downgrade(&store));
+        Ok(store)
+    }
+
+    pub(crate) fn file_size(&self) -> u64 {
+        self.cfg.commitlog_file_size
+    }
+
+    fn update_stats(&self, f: impl FnOnce(&mut StoreStats)) {
+        let mut s = self.stats.get();
+        f(&mut s);
+        self.stats.set(s);
+    }
+
+    /// Stores a batch. See the module doc for when it resolves.
+    ///
+    /// # Errors
+    /// `MessageIllegal` (limits), `NotWritable` (after an I/O error), `Io` (this batch's I/O
+    /// failed), `ShutDown`.
+    pub async fn put(&self, batch: PutBatch) -> Result<PutResult, StoreError> {
+        let total = self.put_check(&batch)?;
+        let (rx, result) = loop {
+            let need = {
+                let mut log = self.log.borrow_mut();
+                if let Some(reason) = &log.not_writable {
+                    return Err(StoreError::NotWritable(reason.clone()));
+                }
+                if log.closed {
+                    return Err(StoreError::ShutDown);
+                }
+                let seg_end = self.current_segment_end(&log);
+                if log.write_pos + total + u64::from(BLANK_LEN) > seg_end
+                    && log.next_segment.is_none()
+                {
+                    Some(seg_end)
+                } else {
+                    break self.put_encode(&mut log, &batch, total);
+                }
+            };
+            if let Some(seg_end) = need {
+                self.ensure_next_segment(seg_end).await?;
+            }
+        };
+        self.notify.notify();
+        self.maybe_preallocate();
+        let timeout = Duration::from_millis(self.cfg.sync_flush_timeout_ms.max(1));
+        let outcome = futures_lite::future::or(async { Some(rx.await) }, async {
+            glommio::timer::sleep(timeout).await;
+            None
+        })
+        .await;
+        match outcome {
+            Some(Ok(Ok(()))) => Ok(result),
+            Some(Ok(Err(e))) => Err(e),
+            Some(Err(_canceled)) => Err(StoreError::ShutDown),
+            None => Ok(PutResult {
+                status: PutStatus::FlushDiskTimeout,
+                ..result
+            }),
+        }
+    }
+
+    fn current_segment_end(&self, log: &Log) -> u64 {
+        log.segments
+            .last()
+            .map_or(0, |s| s.start + self.file_size())
+    }
+
+    /// Validates limits; returns the batch's encoded size.
+    fn put_check(&self, b: &PutBatch) -> Result<u64, StoreError> {
+        if b.topic.is_empty() || b.topic.len() > TOPIC_LEN_MAX {
+            return Err(StoreError::MessageIllegal(format!(
+                "topic length {} not in 1..={TOPIC_LEN_MAX}",
+                b.topic.len()
+            )));
+        }
+        if b.messages.is_empty() {
+            return Err(StoreError::MessageIllegal("empty batch".into()));
+        }
+        let file_room = self.file_size() - u64::from(BLANK_LEN);
+        let mut total = 0u64;
+        for (i, m) in b.messages.iter().enumerate() {
+            if m.properties.len() > PROPERTIES_LEN_MAX {
+                return Err(StoreError::MessageIllegal(format!(
+                    "message {i}: properties length {} > {PROPERTIES_LEN_MAX}",
+                    m.properties.len()
+                )));
+            }
+            let len = record::record_len(m.body.len(), b.topic.len(), m.properties.len());
+            if len > u64::from(self.cfg.max_message_size) {
+                return Err(StoreError::MessageIllegal(format!(
+                    "message {i}: record size {len} > maxMessageSize {}",
+                    self.cfg.max_message_size
+                )));
+            }
+            total += len;
+        }
+        if total > file_room {
+            return Err(StoreError::MessageIllegal(format!(
+                "batch size {total} does not fit in a commit-log file ({file_room} usable bytes)"
+            )));
+        }
+        Ok(total)
+    }
+
+    /// Encodes the batch at the end of the log (rolling to the ready next file if needed),
+    /// queues it for the flusher. No I/O, no await.
+    fn put_encode(
+        &self,
+        log: &mut Log,
+        b: &PutBatch,
+        total: u64,
+    ) -> (oneshot::Receiver<Result<(), StoreError>>, PutResult) {
+        let seg_end = self.current_segment_end(log);
+        if log.write_pos + total + u64::from(BLANK_LEN) > seg_end {
+            self.roll(log, seg_end);
+        }
+        let seg_start = log.segments.last().map_or(0, |s| s.start);
+        let store_timestamp = now_ms().max(log.last_store_timestamp);
+        log.last_store_timestamp = store_timestamp;
+        let mut queues = self.queues.borrow_mut();
+        let key = (b.topic.clone(), b.queue_id);
+        let q = queues.entry(key.clone()).or_insert_with(|| Queue {
+            cq: ConsumeQueue::new(
+                &self.cfg.consume_queue_dir,
+                &b.topic,
+                b.queue_id,
+                self.cfg.consume_queue_file_size,
+            ),
+            reserved: 0,
+        });
+        let first_queue_offset = q.reserved;
+        let dispatched = (b.sys_flag & record::SYSFLAG_TX_MASK) == record::SYSFLAG_TX_NOT
+            || (b.sys_flag & record::SYSFLAG_TX_MASK) == record::SYSFLAG_TX_COMMIT;
+        let mut items = Vec::with_capacity(if dispatched { b.messages.len() } else { 0 });
+        let mut buf = Vec::with_capacity(total as usize);
+        let mut phys_offsets = Vec::with_capacity(b.messages.len());
+        let mut pos = log.write_pos;
+        for (i, m) in b.messages.iter().enumerate() {
+            let phys = global_offset(self.shard, pos);
+            let queue_offset = if dispatched { q.reserved + i as u64 } else { 0 };
+            let before = buf.len();
+            record::encode(
+                &RecordFields {
+                    queue_id: b.queue_id as i32,
+                    flag: m.flag,
+                    queue_offset: queue_offset as i64,
+                    phys_offset: phys as i64,
+                    sys_flag: b.sys_flag,
+                    born_timestamp: b.born_timestamp,
+                    born_host: b.born_host,
+                    store_timestamp,
+                    store_host: b.store_host,
+                    reconsume_times: b.reconsume_times,
+                    prepared_tx_offset: b.prepared_tx_offset,
+                    body: &m.body,
+                    topic: &b.topic,
+                    properties: &m.properties,
+                },
+                &mut buf,
+            );
+            let size = (buf.len() - before) as u32;
+            if dispatched {
+                let entry = CqEntry {
+                    phys,
+                    size,
+                    tags_code: m.tags_code,
+                };
+                items.push(DispatchItem {
+                    queue: key.clone(),
+                    queue_offset,
+                    entry,
+                });
+            }
+            phys_offsets.push(phys);
+            pos += u64::from(size);
+        }
+        if dispatched {
+            q.reserved += b.messages.len() as u64;
+        }
+        assert_eq!(
+            pos - log.write_pos,
+            total,
+            "invariant: encoded size equals checked size"
+        );
+        let (tx, rx) = oneshot::channel();
+        let at = log.write_pos;
+        let batch = self.open_batch(log);
+        push_bytes(batch, seg_start, at, buf);
+        batch.dispatch.extend(items);
+        batch.waiters.push(Waiter {
+            tx,
+            durable: b.wait_durable,
+        });
+        batch.end = pos;
+        batch.last_store_timestamp = store_timestamp;
+        log.write_pos = pos;
+        self.update_stats(|s| {
+            s.put_count += 1;
+            s.put_message_count += b.messages.len() as u64;
+            s.put_bytes += total;
+            s.max_local_offset = pos;
+        });
+        let result = PutResult {
+            status: PutStatus::Ok,
+            first_queue_offset: if dispatched { first_queue_offset } else { 0 },
+            phys_offsets,
+            store_timestamp,
+        };
+        (rx, result)
+    }
+
+    /// The batch new bytes go into: the newest pending one unless it reached the byte limit.
+    fn open_batch<'a>(&self, log: &'a mut Log) -> &'a mut Batch {
+        let full = log
+            .batches
+            .back()
+            .is_none_or(|b| b.bytes >= self.cfg.group_commit_max_bytes);
+        if full {
+            log.batches.push_back(Batch::default());
+        }
+        log.batches
+            .back_mut()
+            .expect("invariant: a batch was just ensured")
+    }
+
+    /// Ends the current file with a blank marker and moves to the prepared next file.
+    fn roll(&self, log: &mut Log, seg_end: u64) {
+        let remaining = seg_end - log.write_pos;
+        let seg_start = log.segments.last().map_or(0, |s| s.start);
+        if remaining > 0 {
+            assert!(
+                remaining >= u64::from(BLANK_LEN),
+                "invariant: room for the blank marker"
+            );
+            let mut marker = Vec::with_capacity(BLANK_LEN as usize);
+            record::encode_blank(remaining as u32, &mut marker);
+            let at = log.write_pos;
+            let batch = self.open_batch(log);
+            push_bytes(batch, seg_start, at, marker);
+            batch.end = seg_end;
+        }
+        let next = log
+            .next_segment
+            .take()
+            .expect("invariant: roll only with a ready next file");
+        assert_eq!(
+            next.start, seg_end,
+            "invariant: next file starts at the end of the current"
+        );
+        log.segments.push(next);
+        log.write_pos = seg_end;
+    }
+
+    fn install_next_segment(&self) {
+        let mut log = self.log.borrow_mut();
+        if log.segments.is_empty() {
+            if let Some(s) = log.next_segment.take() {
+                log.segments.push(s);
+            }
+        }
+    }
+
+    /// Creates the file starting at `start` (the end of the current one) unless it exists.
+    async fn ensure_next_segment(&self, start: u64) -> Result<(), StoreError> {
+        let _permit = self
+            .segment_lock
+            .acquire_permit(1)
+            .await
+            .map_err(|e| StoreError::NotWritable(format!("segment lock: {e}")))?;
+        let ready = self
+            .log
+            .borrow()
+            .next_segment
+            .as_ref()
+            .is_some_and(|s| s.start == start)
+            || self
+                .log
+                .borrow()
+                .segments
+                .last()
+                .is_some_and(|s| s.start >= start);
+        if ready {
+            return Ok(());
+        }
+        let path = self.shard_dir.join(segment_name(start));
+        let file = create_dma_full(&path, self.file_size()).await?;
+        self.log.borrow_mut().next_segment = Some(Segment { start, file, path });
+        Ok(())
+    }
+
+    fn maybe_preallocate(self: &ShardStore) {
+        let log = self.log.borrow();
+        let Some(cur) = log.segments.last() else {
+            return;
+        };
+        let half = cur.start + self.file_size() / 2;
+        if log.write_pos <= half || log.next_segment.is_some() || self.segment_lock.available() == 0
+        {
+            return;
+        }
+        let start = cur.start + self.file_size();
+        drop(log);
+        if let Some(me) = self.me.upgrade() {
+            glommio::spawn_local(async move {
+                if let Err(e) = me.ensure_next_segment(start).await {
+                    tracing::warn!(shard = me.shard.0, "preallocating commit-log file: {e}");
+                }
+            })
+            .detach();
+        }
+    }
+
+    /// Flushes the oldest pending batch. Returns false when there was none.
+    async fn flush_one(&self) -> bool {
+        let Some(mut batch) = self.log.borrow_mut().batches.pop_front() else {
+            return false;
+        };
+        self.log.borrow_mut().flushing = true;
+        let res = self.flush_write(&batch).await;
+        let res = match res {
+            Ok(files) => {
+                // Puts that did not ask for durability resolve once written.
+                for w in std::mem::take(&mut batch.waiters) {
+                    if w.durable {
+                        batch.waiters.push(w);
+                    } else {
+                        let _ = w.tx.send(Ok(()));
+                    }
+                }
+                self.flush_sync(files, batch.end, batch.last_store_timestamp)
+                    .await
+            }
+            Err(e) => Err(e),
+        };
+        match res {
+            Ok(()) => self.make_visible(batch),
+            Err(e) => self.fail_all(batch, e),
+        }
+        self.log.borrow_mut().flushing = false;
+        true
+    }
+
+    /// Writes the batch's chunks (aligned, with the carried tail page). Returns files touched.
+    async fn flush_write(&self, batch: &Batch) -> Result<Vec<Segment>, StoreError> {
+        let mut touched: Vec<Segment> = Vec::new();
+        for c in &batch.chunks {
+            let (seg, buf, file_pos) = {
+                let mut log = self.log.borrow_mut();
+                let seg = log
+                    .segments
+                    .iter()
+                    .find(|s| s.start == c.seg_start)
+                    .cloned()
+                    .expect("invariant: a chunk's file is in the segment list");
+                let page = align_down(c.pos);
+                let prefix = (c.pos - page) as usize;
+                let len = align_up(c.pos - page + c.bytes.len() as u64) as usize;
+                let mut buf = seg.file.alloc_dma_buffer(len);
+                let dst = buf.as_bytes_mut();
+                if prefix > 0 {
+                    let (tbase, tbytes) = log.tail.as_ref().expect("invariant: tail page kept");
+                    assert_eq!(
+                        *tbase, page,
+                        "invariant: tail page is the chunk's first page"
+                    );
+                    assert_eq!(
+                        tbytes.len(),
+                        prefix,
+                        "invariant: tail page ends at the chunk"
+                    );
+                    dst[..prefix].copy_from_slice(tbytes);
+                }
+                dst[prefix..prefix + c.bytes.len()].copy_from_slice(&c.bytes);
+                dst[prefix + c.bytes.len()..].fill(0);
+                let end = c.pos + c.bytes.len() as u64;
+                let end_page = align_down(end);
+                log.tail = (end != end_page).then(|| {
+                    let from = (end_page - page) as usize;
+                    (end_page, dst[from..prefix + c.bytes.len()].to_vec())
+                });
+                (seg, buf, page - c.seg_start)
+            };
+            let want = buf.len();
+            let n = seg
+                .file
+                .write_at(buf, file_pos)
+                .await
+                .map_err(gio_err("write", &seg.path))?;
+            if n != want {
+                return Err(StoreError::io(
+                    "short write",
+                    &seg.path,
+                    std::io::Error::other(format!("{n} of {want} bytes at {file_pos}")),
+                ));
+            }
+            self.update_stats(|s| s.write_count += 1);
+            if !touched.iter().any(|t| t.start == seg.start) {
+                touched.push(seg);
+            }
+        }
+        Ok(touched)
+    }
+
+    /// Sync mode: fdatasync every file written. Async mode: remember them for the timer.
+    async fn flush_sync(&self, files: Vec<Segment>, end: u64, ts: i64) -> Result<(), StoreError> {
+        match self.cfg.flush_mode {
+            FlushMode::Sync => {
+                for f in &files {
+                    f.file
+                        .fdatasync()
+                        .await
+                        .map_err(gio_err("fdatasync", &f.path))?;
+                    self.update_stats(|s| s.fsync_count += 1);
+                }
+                let mut log = self.log.borrow_mut();
+                log.synced_end = end;
+                log.synced_store_timestamp = ts;
+            }
+            FlushMode::Async => {
+                let mut log = self.log.borrow_mut();
+                for f in files {
+                    if !log.dirty.iter().any(|d| d.start == f.start) {
+                        log.dirty.push(f);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Async mode timer: fdatasync the files written since the last sync.
+    async fn sync_dirty(&self) -> Result<(), StoreError> {
+        let (files, end, ts) = {
+            let mut log = self.log.borrow_mut();
+            (
+                std::mem::take(&mut log.dirty),
+                log.visible_end,
+                log.last_store_timestamp,
+            )
+        };
+        if files.is_empty() {
+            return Ok(());
+        }
+        for f in &files {
+            f.file
+                .fdatasync()
+                .await
+                .map_err(gio_err("fdatasync", &f.path))?;
+            self.update_stats(|s| s.fsync_count += 1);
+        }
+        let mut log = self.log.borrow_mut();
+        log.synced_end = log.synced_end.max(end);
+        log.synced_store_timestamp = ts;
+        Ok(())
+    }
+
+    /// The batch is durable per the mode: expose it to readers, dispatch, notify, ack.
+    fn make_visible(&self, batch: Batch) {
+        {
+            let mut log = self.log.borrow_mut();
+            for c in batch.chunks {
+                log.cache_bytes += c.bytes.len();
+                log.cache.push_back((c.pos, Bytes::from(c.bytes)));
+            }
+            while log.cache_bytes > self.cfg.read_cache_bytes {
+                let Some((_, b)) = log.cache.pop_front() else {
+                    break;
+                };
+                log.cache_bytes -= b.len();
+            }
+            assert!(
+                batch.end >= log.visible_end,
+                "invariant: visible end is monotonic"
+            );
+            log.visible_end = batch.end;
+        }
+        let mut arrived: Vec<(String, u32)> = Vec::new();
+        {
+            let mut queues = self.queues.borrow_mut();
+            for d in batch.dispatch {
+                if let Some(q) = queues.get_mut(&d.queue) {
+                    q.cq.push(d.queue_offset, d.entry);
+                    if arrived.last() != Some(&d.queue) && !arrived.contains(&d.queue) {
+                        arrived.push(d.queue);
+                    }
+                }
+            }
+            let n = queues.len() as u64;
+            self.update_stats(|s| s.queue_count = n);
+        }
+        let end = batch.end;
+        self.update_stats(|s| s.visible_local_offset = end);
+        for w in batch.waiters {
+            let _ = w.tx.send(Ok(()));
+        }
+        let listener = self.listener.borrow().clone();
+        if let Some(l) = listener {
+            for (topic, qid) in &arrived {
+                l(topic, *qid);
+            }
+        }
+    }
+
+    /// An I/O error: fail this batch and everything queued behind it; refuse further puts.
+    fn fail_all(&self, batch: Batch, e: StoreError) {
+        tracing::error!(
+            shard = self.shard.0,
+            "commit-log I/O failed, store now read-only: {e}"
+        );
+        let rest: Vec<Batch> = {
+            let mut log = self.log.borrow_mut();
+            log.not_writable = Some(e.to_string());
+            log.batches.drain(..).collect()
+        };
+        for b in std::iter::once(batch).chain(rest) {
+            for w in b.waiters {
+                let _ = w.tx.send(Err(e.clone()));
+            }
+        }
+    }
+
+    /// Writes unwritten CQ units, fdatasyncs them, then records progress in the checkpoint.
+    pub(crate) async fn flush_consume_queues(&self, clean: bool) -> Result<(), StoreError> {
+        let _permit = self
+            .cq_lock
+            .acquire_permit(1)
+            .await
+            .map_err(|e| StoreError::NotWritable(format!("cq lock: {e}")))?;
+        let (writes, dispatched, flushed, ts) = {
+            let log = self.log.borrow();
+            let mut queues = self.queues.borrow_mut();
+            let mut writes: Vec<((String, u32), CqWrite)> = Vec::new();
+            for (k, q) in queues.iter_mut() {
+                for w in q.cq.take_unwritten() {
+                    writes.push((k.clone(), w));
+                }
+            }
+            (
+                writes,
+                log.visible_end,
+                log.synced_end,
+                log.synced_store_timestamp,
+            )
+        };
+        write_cq_units(&self.queues, writes).await?;
+        let slot = ShardSlot {
+            flushed_offset: flushed,
+            dispatched_offset: dispatched.min(flushed),
+            last_store_timestamp: ts,
+            clean,
+        };
+        self.checkpoint.write(&slot).await
+    }
+
+    /// Flushes everything, writes a clean checkpoint and stops the background tasks.
+    pub async fn shutdown(&self) -> Result<(), StoreError> {
+        self.log.borrow_mut().closed = true;
+        self.notify.notify();
+        // The flusher drains what is pending; wait for it (bounded by the I/O it has to do).
+        loop {
+            let busy = {
+                let log = self.log.borrow();
+                log.flushing || !log.batches.is_empty()
+            };
+            if !busy {
+                break;
+            }
+            glommio::timer::sleep(Duration::from_millis(1)).await;
+        }
+        self.sync_dirty().await?;
+        if let Some(reason) = self.log.borrow().not_writable.clone() {
+            return Err(StoreError::NotWritable(reason));
+        }
+        self.flush_consume_queues(true).await
+    }
+
+    /// Called after new entries were dispatched to a queue of this shard.
+    pub fn set_arrival_listener(&self, f: ArrivalListener) {
+        *self.listener.borrow_mut() = Some(Rc::new(f));
+    }
+
+    pub fn stats(&self) -> StoreStats {
+        self.stats.get()
+    }
+}
+
+fn push_bytes(batch: &mut Batch, seg_start: u64, pos: u64, bytes: Vec<u8>) {
+    batch.bytes += bytes.len();
+    if let Some(c) = batch.chunks.last_mut() {
+        if c.seg_start == seg_start && c.pos + c.bytes.len() as u64 == pos {
+            c.bytes.extend_from_slice(&bytes);
+            return;
+        }
+    }
+    batch.chunks.push(Chunk {
+        seg_start,
+        pos,
+        bytes,
+    });
+}
+
+/// Performs CQ writes (opening files as needed) and fdatasyncs the files touched.
+pub(crate) async fn write_cq_units(
+    queues: &RefCell<HashMap<(String, u32), Queue>>,
+    writes: Vec<((String, u32), CqWrite)>,
+) -> Result<(), StoreError> {
+    let mut touched: Vec<(PathBuf, Rc<glommio::io::BufferedFile>)> = Vec::new();
+    for (key, w) in writes {
+        let (cached, path, size) = {
+            let qs = queues.borrow();
+            let Some(q) = qs.get(&key) else { continue };
+            (
+                q.cq.cached_file(w.file_start),
+                q.cq.file_path(w.file_start),
+                q.cq.file_size(),
+            )
+        };
+        let file = match cached {
+            Some(f) => f,
+            None => {
+                let f = consume_queue::open_file(&path, size).await?;
+                if let Some(q) = queues.borrow_mut().get_mut(&key) {
+                    q.cq.cache_file(w.file_start, f.clone());
+                }
+                f
+            }
+        };
+        file.write_at(w.bytes, w.pos)
+            .await
+            .map_err(gio_err("write consume queue", &path))?;
+        if !touched.iter().any(|(p, _)| *p == path) {
+            touched.push((path, file));
+        }
+    }
+    for (path, f) in touched {
+        f.fdatasync()
+            .await
+            .map_err(gio_err("fdatasync consume queue", &path))?;
+    }
+    Ok(())
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+/// The single writer of this shard's commit log.
+/// Holds only a weak handle while idle, so dropping the store (a simulated crash) ends it.
+fn spawn_flusher(weak: Weak<ShardStore>, notify: Rc<Notify>) {
+    let fut: BoxFut<'static, ()> = Box::pin(async move {
+        loop {
+            notify.wait().await;
+            let Some(store) = weak.upgrade() else { return };
+            while store.flush_one().await {}
+            if store.log.borrow().closed {
+                return;
+            }
+        }
+    });
+    glommio::spawn_local(fut).detach();
+}
+
+/// Async-mode fdatasync timer and the CQ/checkpoint timer.
+fn spawn_periodic(weak: Weak<ShardStore>) {
+    glommio::spawn_local(async move {
+        let mut since_cq = 0u64;
+        loop {
+            let interval = {
+                let Some(s) = weak.upgrade() else { return };
+                match s.cfg.flush_mode {
+                    FlushMode::Async => s.cfg.flush_interval_ms.clamp(1, CQ_FLUSH_INTERVAL_MS),
+                    FlushMode::Sync => CQ_FLUSH_INTERVAL_MS,
+                }
+            };
+            glommio::timer::sleep(Duration::from_millis(interval)).await;
+            let Some(s) = weak.upgrade() else { return };
+            if s.log.borrow().closed {
+                return;
+            }
+            if let Err(e) = s.sync_dirty().await {
+                s.fail_all(Batch::default(), e);
+            }
+            since_cq += interval;
+            if since_cq >= CQ_FLUSH_INTERVAL_MS {
+                since_cq = 0;
+                if let Err(e) = s.flush_consume_queues(false).await {
+                    tracing::error!(shard = s.shard.0, "consume queue flush failed: {e}");
+                    s.log.borrow_mut().not_writable = Some(e.to_string());
+                }
+            }
+        }
+    })
+    .detach();
+}
+
+/// The DMA alignment must divide file sizes (checked in `StoreConfig::validate`).
+const _: () = assert!(DMA_ALIGN.is_power_of_two());
+
+impl Drop for ShardStore {
+    fn drop(&mut self) {
+        // Wake the flusher so it sees the store is gone and ends.
+        self.notify.notify();
+    }
+}

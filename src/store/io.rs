@@ -1,0 +1,183 @@
+//! The store's file plumbing on top of glommio: file naming, directory listing, DMA file
+//! creation at full size, and THE one place that applies the ext4 polled-read workaround
+//! (GLOMMIO-NOTES.md). Runs on the shard's executor; std::fs is used only at open time.
+//!
+//! Why the probe: glommio decides per device (cached per thread) whether DMA reads may use the
+//! poll ring by reading offset 0 of the first DMA file opened there. An empty or sparse file
+//! answers without touching the device, glommio caches "pollable", and every later read fails
+//! with EOPNOTSUPP on virtio/ext4. Opening a file with real data first makes the probe hit the
+//! device, which then answers "not supported", and glommio caches "no polling".
+
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+use std::sync::Arc;
+
+use glommio::io::{DmaFile, OpenOptions};
+
+use super::StoreError;
+
+/// Alignment of DMA writes (offsets, lengths, buffers).
+pub const DMA_ALIGN: u64 = 4096;
+const PROBE_FILE: &str = ".dma-probe";
+
+/// 20-digit zero-padded decimal name of a file starting at `start`.
+pub fn segment_name(start: u64) -> String {
+    format!("{start:020}")
+}
+
+pub fn align_down(v: u64) -> u64 {
+    v / DMA_ALIGN * DMA_ALIGN
+}
+
+pub fn align_up(v: u64) -> u64 {
+    v.div_ceil(DMA_ALIGN) * DMA_ALIGN
+}
+
+pub(crate) fn gio_err(
+    op: &'static str,
+    path: &Path,
+) -> impl FnOnce(glommio::GlommioError<()>) -> StoreError {
+    let path = path.display().to_string();
+    move |e| StoreError::Io {
+        op,
+        path,
+        source: Arc::new(e.into()),
+    }
+}
+
+/// Files of `dir` whose names are 20 decimal digits, sorted by number. A missing directory is
+/// empty. Other names (e.g. the probe file) are ignored.
+pub fn list_numbered_files(dir: &Path) -> Result<Vec<(u64, PathBuf)>, StoreError> {
+    let rd = match std::fs::read_dir(dir) {
+        Ok(rd) => rd,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(StoreError::io("list dir", dir, e)),
+    };
+    let mut out = Vec::new();
+    for ent in rd {
+        let ent = ent.map_err(|e| StoreError::io("list dir", dir, e))?;
+        let name = ent.file_name();
+        let Some(name) = name.to_str() else { continue };
+        if name.len() != 20 || !name.bytes().all(|b| b.is_ascii_digit()) {
+            continue;
+        }
+        if let Ok(n) = name.parse::<u64>() {
+            out.push((n, ent.path()));
+        }
+    }
+    out.sort_unstable();
+    Ok(out)
+}
+
+/// Sub-directories of `dir` (name, path), sorted; missing dir = none.
+pub fn list_dirs(dir: &Path) -> Result<Vec<(String, PathBuf)>, StoreError> {
+    let rd = match std::fs::read_dir(dir) {
+        Ok(rd) => rd,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(StoreError::io("list dir", dir, e)),
+    };
+    let mut out = Vec::new();
+    for ent in rd {
+        let ent = ent.map_err(|e| StoreError::io("list dir", dir, e))?;
+        let is_dir = ent.file_type().map(|t| t.is_dir()).unwrap_or(false);
+        if let (true, Some(name)) = (is_dir, ent.file_name().to_str()) {
+            out.push((name.to_string(), ent.path()));
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// Makes DMA reads work on this executor for the device holding `dir` (see the module doc).
+/// Must run before any other DMA file on that device is opened by this thread; idempotent.
+pub async fn ensure_dma_reads_work(dir: &Path) -> Result<(), StoreError> {
+    std::fs::create_dir_all(dir).map_err(|e| StoreError::io("create dir", dir, e))?;
+    let path = dir.join(PROBE_FILE);
+    let len = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+    if len < DMA_ALIGN {
+        let data = vec![0xA5u8; DMA_ALIGN as usize];
+        std::fs::write(&path, &data).map_err(|e| StoreError::io("write probe", &path, e))?;
+        let f = std::fs::File::open(&path).map_err(|e| StoreError::io("open probe", &path, e))?;
+        f.sync_all()
+            .map_err(|e| StoreError::io("sync probe", &path, e))?;
+    }
+    let f = DmaFile::open(&path)
+        .await
+        .map_err(gio_err("open probe", &path))?;
+    let r = f.read_at_aligned(0, DMA_ALIGN as usize).await;
+    let closed = f.close().await;
+    r.map_err(gio_err("read probe", &path))?;
+    closed.map_err(gio_err("close probe", &path))
+}
+
+/// Opens an existing commit-log file for reading and writing.
+pub async fn open_dma(path: &Path) -> Result<Rc<DmaFile>, StoreError> {
+    let f = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .dma_open(path)
+        .await
+        .map_err(gio_err("open commitlog", path))?;
+    Ok(Rc::new(f))
+}
+
+/// Creates (or reopens) a commit-log file at its full size with blocks allocated, then makes
+/// its directory entry durable.
+pub async fn create_dma_full(path: &Path, size: u64) -> Result<Rc<DmaFile>, StoreError> {
+    let f = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .dma_open(path)
+        .await
+        .map_err(gio_err("create commitlog", path))?;
+    let cur = f
+        .file_size()
+        .await
+        .map_err(gio_err("stat commitlog", path))?;
+    if cur < size {
+        // fallocate; fall back to a sparse extension where the filesystem has no fallocate.
+        if f.pre_allocate(size, false).await.is_err() {
+            f.truncate(size)
+                .await
+                .map_err(gio_err("size commitlog", path))?;
+        }
+    }
+    f.fdatasync()
+        .await
+        .map_err(gio_err("fdatasync commitlog", path))?;
+    if let Some(dir) = path.parent() {
+        let d = glommio::io::Directory::open(dir)
+            .await
+            .map_err(gio_err("open dir", dir))?;
+        d.sync().await.map_err(gio_err("sync dir", dir))?;
+        d.close().await.map_err(gio_err("close dir", dir))?;
+    }
+    Ok(Rc::new(f))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_and_alignment() {
+        assert_eq!(segment_name(1_073_741_824), "00000000001073741824");
+        assert_eq!(align_down(4097), 4096);
+        assert_eq!(align_up(4097), 8192);
+        assert_eq!(align_up(0), 0);
+    }
+
+    #[test]
+    fn listing_ignores_foreign_names() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::write(d.path().join(segment_name(4096)), b"").unwrap();
+        std::fs::write(d.path().join(segment_name(0)), b"").unwrap();
+        std::fs::write(d.path().join(PROBE_FILE), b"").unwrap();
+        let l = list_numbered_files(d.path()).unwrap();
+        assert_eq!(l.iter().map(|x| x.0).collect::<Vec<_>>(), vec![0, 4096]);
+        assert!(list_numbered_files(&d.path().join("nope"))
+            .unwrap()
+            .is_empty());
+    }
+}

@@ -1,0 +1,251 @@
+//! The per-shard message store. Each shard (glommio executor) owns one `ShardStore`: its own
+//! commit log `<commitlog_dir>/<shard>/` in upstream's record format and the consume queues of
+//! the queues it owns. Every method runs on that shard's executor (Rc/RefCell inside, no borrow
+//! held across an await).
+//!
+//! Physical offsets seen outside the store are GLOBAL: `shard << 48 | local offset` (DESIGN §3).
+//!
+//! Durability contract (DESIGN §3): `put` returns once its records are durable per
+//! `FlushMode` (Sync: written + fdatasync by the group-commit flusher; Async: written), and only
+//! then are they dispatched to consume queues, so a consumer never sees an unacknowledged record.
+//! An I/O error fails every put of the batch and makes the store refuse puts until restart.
+//!
+//! Modules: `record` (pure record layout), `consume_queue` (20-byte units), `checkpoint`
+//! (checkpoint + abort marker), `io` (glommio files, the ext4 probe), `commitlog` (appender,
+//! flusher, reads), `recovery` (startup scan).
+
+pub mod checkpoint;
+pub mod commitlog;
+pub mod consume_queue;
+pub mod io;
+mod reader;
+pub mod record;
+mod recovery;
+#[cfg(test)]
+mod tests;
+
+use std::net::SocketAddrV4;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+pub use checkpoint::{abort_exists, create_abort, remove_abort};
+pub use commitlog::{ArrivalListener, ShardStore};
+
+/// Bits of a global physical offset that hold the shard-local offset.
+pub const LOCAL_OFFSET_BITS: u32 = 48;
+pub const LOCAL_OFFSET_MASK: u64 = (1 << LOCAL_OFFSET_BITS) - 1;
+/// How often consume queues are written out and the checkpoint updated.
+pub const CQ_FLUSH_INTERVAL_MS: u64 = 1000;
+/// Upper bound of CQ entries one `get_messages` scans (upstream: 16000 bytes of CQ minimum).
+pub const GET_SCAN_ENTRIES_MIN: u32 = 16000 / 20;
+
+/// Store settings (from the broker's properties).
+#[derive(Debug, Clone)]
+pub struct StoreConfig {
+    pub commitlog_dir: PathBuf,
+    pub consume_queue_dir: PathBuf,
+    pub checkpoint_path: PathBuf,
+    pub commitlog_file_size: u64,
+    pub consume_queue_file_size: u64,
+    pub flush_mode: FlushMode,
+    pub flush_interval_ms: u64,
+    pub sync_flush_timeout_ms: u64,
+    /// Whole-record limit (4.3 rule).
+    pub max_message_size: u32,
+    pub group_commit_max_bytes: usize,
+    pub read_cache_bytes: usize,
+}
+
+impl StoreConfig {
+    /// Checks the relationships the store relies on.
+    pub fn validate(&self) -> Result<(), StoreError> {
+        let fs = self.commitlog_file_size;
+        if fs == 0 || !fs.is_multiple_of(io::DMA_ALIGN) {
+            return Err(StoreError::Config(format!(
+                "commitlog_file_size {fs} must be a positive multiple of {}",
+                io::DMA_ALIGN
+            )));
+        }
+        if fs > LOCAL_OFFSET_MASK / 2 {
+            return Err(StoreError::Config(format!(
+                "commitlog_file_size {fs} too large"
+            )));
+        }
+        if fs < 2 * io::DMA_ALIGN {
+            return Err(StoreError::Config(format!(
+                "commitlog_file_size {fs} too small"
+            )));
+        }
+        if self.consume_queue_file_size < consume_queue::CQ_UNIT {
+            return Err(StoreError::Config(format!(
+                "consume_queue_file_size {} is smaller than one unit",
+                self.consume_queue_file_size
+            )));
+        }
+        if self.group_commit_max_bytes == 0 {
+            return Err(StoreError::Config(
+                "group_commit_max_bytes must be > 0".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// `flushDiskType`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FlushMode {
+    Sync,
+    Async,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ShardId(pub u16);
+
+/// One message of a put.
+#[derive(Debug, Clone)]
+pub struct PutMessage {
+    pub body: Bytes,
+    pub flag: i32,
+    pub properties: String,
+    pub tags_code: i64,
+}
+
+/// A put: all messages go to one topic/queue and get consecutive queue offsets.
+#[derive(Debug, Clone)]
+pub struct PutBatch {
+    pub topic: String,
+    pub queue_id: u32,
+    pub sys_flag: i32,
+    pub born_timestamp: i64,
+    pub born_host: SocketAddrV4,
+    pub store_host: SocketAddrV4,
+    pub reconsume_times: i32,
+    pub prepared_tx_offset: i64,
+    pub messages: Vec<PutMessage>,
+    /// false = the WAIT=false property: resolve once written, do not wait for fdatasync.
+    pub wait_durable: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PutStatus {
+    Ok,
+    FlushDiskTimeout,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PutResult {
+    pub status: PutStatus,
+    pub first_queue_offset: u64,
+    /// Global physical offsets, one per message.
+    pub phys_offsets: Vec<u64>,
+    pub store_timestamp: i64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GetStatus {
+    Found,
+    NoMatchedMessage,
+    NoMessageInQueue,
+    OffsetTooSmall,
+    OffsetOverflowOne,
+    OffsetOverflowBadly,
+    OffsetFoundNull,
+}
+
+impl GetStatus {
+    /// Upstream's enum name (the pull response remark).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GetStatus::Found => "FOUND",
+            GetStatus::NoMatchedMessage => "NO_MATCHED_MESSAGE",
+            GetStatus::NoMessageInQueue => "NO_MESSAGE_IN_QUEUE",
+            GetStatus::OffsetTooSmall => "OFFSET_TOO_SMALL",
+            GetStatus::OffsetOverflowOne => "OFFSET_OVERFLOW_ONE",
+            GetStatus::OffsetOverflowBadly => "OFFSET_OVERFLOW_BADLY",
+            GetStatus::OffsetFoundNull => "OFFSET_FOUND_NULL",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GetResult {
+    pub status: GetStatus,
+    pub next_begin_offset: u64,
+    pub min_offset: u64,
+    pub max_offset: u64,
+    /// Raw stored records, byte-identical to the commit log.
+    pub records: Vec<Bytes>,
+}
+
+/// Runtime counters of one shard store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct StoreStats {
+    pub put_count: u64,
+    pub put_message_count: u64,
+    pub put_bytes: u64,
+    /// Commit-log writes issued (one per group-commit batch and file).
+    pub write_count: u64,
+    /// Commit-log fdatasyncs issued.
+    pub fsync_count: u64,
+    pub min_local_offset: u64,
+    /// End of encoded data (including not yet durable).
+    pub max_local_offset: u64,
+    /// End of data visible to readers (durable per the flush mode).
+    pub visible_local_offset: u64,
+    pub queue_count: u64,
+}
+
+/// Errors of the store. Clone: one I/O failure is reported to every put of its batch.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum StoreError {
+    #[error("{op} {path}: {source}")]
+    Io {
+        op: &'static str,
+        path: String,
+        #[source]
+        source: Arc<std::io::Error>,
+    },
+    #[error("corrupt {path} at offset {offset}: {reason}")]
+    Corrupt {
+        path: String,
+        offset: u64,
+        reason: String,
+    },
+    #[error("store not writable: {0}")]
+    NotWritable(String),
+    #[error("message illegal: {0}")]
+    MessageIllegal(String),
+    #[error("store config: {0}")]
+    Config(String),
+    #[error("store is shut down")]
+    ShutDown,
+}
+
+impl StoreError {
+    pub(crate) fn io(op: &'static str, path: &Path, e: std::io::Error) -> Self {
+        StoreError::Io {
+            op,
+            path: path.display().to_string(),
+            source: Arc::new(e),
+        }
+    }
+}
+
+/// Global physical offset of a shard-local one.
+pub fn global_offset(shard: ShardId, local: u64) -> u64 {
+    assert!(
+        local <= LOCAL_OFFSET_MASK,
+        "invariant: local offset fits 48 bits"
+    );
+    (u64::from(shard.0) << LOCAL_OFFSET_BITS) | local
+}
+
+/// Shard and local offset of a global physical offset.
+pub fn split_offset(global: u64) -> (ShardId, u64) {
+    (
+        ShardId((global >> LOCAL_OFFSET_BITS) as u16),
+        global & LOCAL_OFFSET_MASK,
+    )
+}

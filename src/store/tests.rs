@@ -1,0 +1,517 @@
+//! ShardStore tests on a real-disk (ext4) directory under `target/test-tmp`, so DMA writes,
+//! fdatasync and DMA reads (with the ext4 probe workaround) are exercised for real.
+
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use bytes::Bytes;
+
+use super::record::{self, Decoded};
+use super::*;
+
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+fn test_dir(name: &str) -> PathBuf {
+    let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+    let d = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("target/test-tmp")
+        .join(format!("{name}-{}-{n}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+const FILE_SIZE: u64 = 64 * 1024;
+
+fn cfg(dir: &Path, mode: FlushMode) -> StoreConfig {
+    StoreConfig {
+        commitlog_dir: dir.join("commitlog"),
+        consume_queue_dir: dir.join("consumequeue"),
+        checkpoint_path: dir.join("checkpoint"),
+        commitlog_file_size: FILE_SIZE,
+        consume_queue_file_size: 20 * 50,
+        flush_mode: mode,
+        flush_interval_ms: 20,
+        sync_flush_timeout_ms: 10_000,
+        max_message_size: 8192,
+        group_commit_max_bytes: 1 << 20,
+        read_cache_bytes: 0, // every read goes to disk unless a test says otherwise
+    }
+}
+
+fn run<F, Fut, T>(f: F) -> T
+where
+    F: FnOnce() -> Fut + Send + 'static,
+    Fut: Future<Output = T> + 'static,
+    T: Send + 'static,
+{
+    glommio::LocalExecutorBuilder::default()
+        .spawn(f)
+        .unwrap()
+        .join()
+        .unwrap()
+}
+
+fn batch(topic: &str, qid: u32, bodies: &[&[u8]]) -> PutBatch {
+    PutBatch {
+        topic: topic.into(),
+        queue_id: qid,
+        sys_flag: 0,
+        born_timestamp: 1_700_000_000_000,
+        born_host: "127.0.0.1:50000".parse().unwrap(),
+        store_host: "127.0.0.1:10911".parse().unwrap(),
+        reconsume_times: 0,
+        prepared_tx_offset: 0,
+        messages: bodies
+            .iter()
+            .map(|b| PutMessage {
+                body: Bytes::copy_from_slice(b),
+                flag: 0,
+                properties: "TAGS\u{1}TagA\u{2}WAIT\u{1}true".into(),
+                tags_code: i64::from(record::java_string_hash("TagA")),
+            })
+            .collect(),
+        wait_durable: true,
+    }
+}
+
+fn body(i: usize, len: usize) -> Vec<u8> {
+    let mut v = format!("msg-{i}-").into_bytes();
+    v.resize(len, b'x' + (i % 3) as u8);
+    v
+}
+
+async fn put_n(
+    s: &ShardStore,
+    topic: &str,
+    qid: u32,
+    from: usize,
+    n: usize,
+    len: usize,
+) -> Vec<PutResult> {
+    let mut out = Vec::new();
+    for i in from..from + n {
+        let r = s.put(batch(topic, qid, &[&body(i, len)])).await.unwrap();
+        assert_eq!(r.status, PutStatus::Ok);
+        out.push(r);
+    }
+    out
+}
+
+/// Reads the whole queue and checks bodies and queue offsets are 0..n in order.
+async fn assert_queue(s: &ShardStore, topic: &str, qid: u32, n: usize, len: usize) {
+    assert_eq!(s.max_offset(topic, qid), n as u64);
+    let mut k = 0u64;
+    while k < n as u64 {
+        let r = s
+            .get_messages(topic, qid, k, 32, 1 << 20, &|_| true)
+            .await
+            .unwrap();
+        assert_eq!(r.status, GetStatus::Found, "at {k}");
+        for rec in &r.records {
+            let Decoded::Record(v) = record::check(rec).unwrap() else {
+                panic!("not a record")
+            };
+            assert_eq!(v.queue_offset as u64, k);
+            assert_eq!(v.body, &body(k as usize, len)[..]);
+            assert_eq!(v.topic, topic);
+            k += 1;
+        }
+        assert_eq!(r.next_begin_offset, k);
+    }
+}
+
+#[test]
+fn put_get_round_trip_with_statuses() {
+    let dir = test_dir("roundtrip");
+    run(move || async move {
+        let s = ShardStore::open(cfg(&dir, FlushMode::Sync), ShardId(3), false)
+            .await
+            .unwrap();
+        let res = put_n(&s, "TopicA", 1, 0, 10, 100).await;
+        assert_eq!(res[0].first_queue_offset, 0);
+        assert_eq!(res[9].first_queue_offset, 9);
+        assert_eq!(res[0].phys_offsets[0], 3u64 << 48);
+        assert_queue(&s, "TopicA", 1, 10, 100).await;
+        assert_eq!(s.queues(), vec![("TopicA".to_string(), 1)]);
+        assert_eq!(s.min_offset("TopicA", 1), 0);
+
+        let g = |off: u64| s.get_messages("TopicA", 1, off, 4, 1 << 20, &|_| true);
+        let r = g(10).await.unwrap();
+        assert_eq!(
+            (r.status, r.next_begin_offset),
+            (GetStatus::OffsetOverflowOne, 10)
+        );
+        assert_eq!(r.status.as_str(), "OFFSET_OVERFLOW_ONE");
+        let r = g(15).await.unwrap();
+        assert_eq!(
+            (r.status, r.next_begin_offset),
+            (GetStatus::OffsetOverflowBadly, 10)
+        );
+        let r = g(2).await.unwrap();
+        assert_eq!(
+            (r.status, r.records.len(), r.next_begin_offset),
+            (GetStatus::Found, 4, 6)
+        );
+        let r = s
+            .get_messages("Nope", 0, 0, 4, 1024, &|_| true)
+            .await
+            .unwrap();
+        assert_eq!(
+            (r.status, r.next_begin_offset),
+            (GetStatus::NoMessageInQueue, 0)
+        );
+        let r = s
+            .get_messages("TopicA", 1, 0, 4, 1024, &|t| t == 5)
+            .await
+            .unwrap();
+        assert_eq!(
+            (r.status, r.next_begin_offset),
+            (GetStatus::NoMatchedMessage, 10)
+        );
+        // max_bytes: at least one record, then stop before exceeding.
+        let r = s
+            .get_messages("TopicA", 1, 0, 32, 1, &|_| true)
+            .await
+            .unwrap();
+        assert_eq!(r.records.len(), 1);
+        let one = r.records[0].len() as u32;
+        let r = s
+            .get_messages("TopicA", 1, 0, 32, one * 3 + 1, &|_| true)
+            .await
+            .unwrap();
+        assert_eq!(r.records.len(), 3);
+
+        let phys = res[4].phys_offsets[0];
+        let rec = s.lookup_record(phys).await.unwrap().unwrap();
+        let Decoded::Record(v) = record::check(&rec).unwrap() else {
+            panic!()
+        };
+        assert_eq!(v.phys_offset as u64, phys);
+        assert_eq!(s.lookup_record(phys + 1).await.unwrap(), None);
+        assert_eq!(
+            s.lookup_record(phys & LOCAL_OFFSET_MASK).await.unwrap(),
+            None
+        ); // shard 0
+        assert!(s
+            .store_timestamp_at("TopicA", 1, 3)
+            .await
+            .unwrap()
+            .is_some());
+        let ts = res[6].store_timestamp;
+        let found = s.search_offset_by_timestamp("TopicA", 1, ts).await.unwrap();
+        assert!(found <= 6);
+        assert_eq!(
+            s.search_offset_by_timestamp("TopicA", 1, i64::MAX)
+                .await
+                .unwrap(),
+            10
+        );
+        s.shutdown().await.unwrap();
+    });
+}
+
+#[test]
+fn group_commit_uses_fewer_fsyncs_than_puts() {
+    let dir = test_dir("group");
+    run(move || async move {
+        let s = ShardStore::open(cfg(&dir, FlushMode::Sync), ShardId(0), false)
+            .await
+            .unwrap();
+        let before = s.stats().fsync_count;
+        let mut tasks = Vec::new();
+        for i in 0..64usize {
+            let s2 = s.clone();
+            tasks.push(glommio::spawn_local(async move {
+                s2.put(batch("G", (i % 4) as u32, &[&body(i, 50)]))
+                    .await
+                    .unwrap()
+            }));
+        }
+        for t in tasks {
+            assert_eq!(t.await.status, PutStatus::Ok);
+        }
+        let st = s.stats();
+        assert_eq!(st.put_count, 64);
+        let fsyncs = st.fsync_count - before;
+        assert!((1..64).contains(&fsyncs), "fsyncs {fsyncs}");
+        for q in 0..4 {
+            assert_eq!(s.max_offset("G", q), 16);
+        }
+        s.shutdown().await.unwrap();
+    });
+}
+
+#[test]
+fn roll_over_writes_blank_marker_and_reads_across_files() {
+    let dir = test_dir("roll");
+    let d2 = dir.clone();
+    run(move || async move {
+        let s = ShardStore::open(cfg(&d2, FlushMode::Sync), ShardId(1), false)
+            .await
+            .unwrap();
+        put_n(&s, "R", 0, 0, 200, 1000).await; // ~1.1 KB each: > 3 files of 64 KiB
+        assert_queue(&s, "R", 0, 200, 1000).await;
+        s.shutdown().await.unwrap();
+    });
+    let files = io::list_numbered_files(&dir.join("commitlog/1")).unwrap();
+    assert!(files.len() >= 4, "{files:?}");
+    let data = std::fs::read(&files[0].1).unwrap();
+    assert_eq!(data.len() as u64, FILE_SIZE);
+    // Walk file 0: records, then the blank marker that covers the rest of the file.
+    let mut pos = 0usize;
+    loop {
+        match record::check(&data[pos..]).unwrap() {
+            Decoded::Record(r) => pos += r.total_size as usize,
+            Decoded::Blank(rem) => {
+                assert_eq!(pos + rem as usize, data.len());
+                break;
+            }
+            other => panic!("unexpected {other:?} at {pos}"),
+        }
+    }
+}
+
+/// Writes `bytes` at a local commit-log offset of shard `shard` (test-only crash simulation).
+fn poke(dir: &Path, shard: u16, local: u64, bytes: &[u8]) {
+    use std::os::unix::fs::FileExt;
+    let start = local / FILE_SIZE * FILE_SIZE;
+    let path = dir
+        .join("commitlog")
+        .join(shard.to_string())
+        .join(io::segment_name(start));
+    let f = std::fs::OpenOptions::new().write(true).open(path).unwrap();
+    f.write_all_at(bytes, local - start).unwrap();
+    f.sync_all().unwrap();
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Damage {
+    /// An in-flight record torn after `n` bytes, written after the acknowledged end.
+    TornInFlight(usize),
+    /// Random garbage after the end.
+    Garbage,
+    /// The last acknowledged record cut after `n` bytes (e.g. lost sectors): it must go.
+    CutLast(usize),
+}
+
+fn crash_case(damage: Damage) {
+    let dir = test_dir("crash");
+    let d2 = dir.clone();
+    let n = 30usize;
+    let (last_phys, last_len, end) = {
+        let d = d2.clone();
+        run(move || async move {
+            let s = ShardStore::open(cfg(&d, FlushMode::Sync), ShardId(2), false)
+                .await
+                .unwrap();
+            let res = put_n(&s, "C", 0, 0, n, 700).await;
+            let last = res[n - 1].phys_offsets[0];
+            let rec = s.lookup_record(last).await.unwrap().unwrap();
+            let end = s.stats().visible_local_offset;
+            // Simulated crash: no shutdown, the store is just dropped.
+            drop(s);
+            (last & LOCAL_OFFSET_MASK, rec.len(), end)
+        })
+    };
+    let expect_n = match damage {
+        Damage::TornInFlight(k) => {
+            let mut rec = vec![0u8; last_len];
+            // A plausible next record: same bytes as the last, at the end, torn after k bytes.
+            let f = std::fs::read(
+                dir.join("commitlog/2")
+                    .join(io::segment_name(last_phys / FILE_SIZE * FILE_SIZE)),
+            )
+            .unwrap();
+            let off = (last_phys % FILE_SIZE) as usize;
+            rec.copy_from_slice(&f[off..off + last_len]);
+            if end % FILE_SIZE + k as u64 <= FILE_SIZE {
+                poke(&dir, 2, end, &rec[..k]);
+            }
+            n
+        }
+        Damage::Garbage => {
+            let g: Vec<u8> = (0..3000u32)
+                .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+                .collect();
+            let room = (FILE_SIZE - end % FILE_SIZE) as usize;
+            poke(&dir, 2, end, &g[..g.len().min(room)]);
+            n
+        }
+        Damage::CutLast(k) => {
+            poke(&dir, 2, last_phys + k as u64, &vec![0u8; last_len - k]);
+            n - 1
+        }
+    };
+    run(move || async move {
+        let s = ShardStore::open(cfg(&d2, FlushMode::Sync), ShardId(2), true)
+            .await
+            .unwrap();
+        assert_queue(&s, "C", 0, expect_n, 700).await;
+        // The log continues right after the last valid record.
+        let r = s.put(batch("C", 0, &[&body(expect_n, 700)])).await.unwrap();
+        assert_eq!(r.first_queue_offset, expect_n as u64);
+        assert_queue(&s, "C", 0, expect_n + 1, 700).await;
+        s.shutdown().await.unwrap();
+        drop(s);
+        // And survives a clean reopen.
+        let s = ShardStore::open(cfg(&d2, FlushMode::Sync), ShardId(2), false)
+            .await
+            .unwrap();
+        assert_queue(&s, "C", 0, expect_n + 1, 700).await;
+        s.shutdown().await.unwrap();
+    });
+}
+
+#[test]
+fn recovery_cuts_torn_in_flight_record() {
+    for k in [1, 4, 8, 20, 90, 400, 700] {
+        crash_case(Damage::TornInFlight(k));
+    }
+}
+
+#[test]
+fn recovery_cuts_garbage_tail() {
+    crash_case(Damage::Garbage);
+}
+
+#[test]
+fn recovery_drops_cut_last_record_and_its_cq_entry() {
+    for k in [0, 3, 50, 699] {
+        crash_case(Damage::CutLast(k));
+    }
+}
+
+#[test]
+fn clean_reopen_continues_offsets_async_mode() {
+    let dir = test_dir("clean");
+    run(move || async move {
+        let mut c = cfg(&dir, FlushMode::Async);
+        c.read_cache_bytes = 1 << 20;
+        let s = ShardStore::open(c.clone(), ShardId(0), false)
+            .await
+            .unwrap();
+        put_n(&s, "A", 5, 0, 40, 300).await;
+        assert_queue(&s, "A", 5, 40, 300).await;
+        glommio::timer::sleep(std::time::Duration::from_millis(100)).await;
+        assert!(s.stats().fsync_count >= 1, "async timer fdatasyncs");
+        s.shutdown().await.unwrap();
+        drop(s);
+        let s = ShardStore::open(c, ShardId(0), false).await.unwrap();
+        assert_queue(&s, "A", 5, 40, 300).await;
+        let r = put_n(&s, "A", 5, 40, 5, 300).await;
+        assert_eq!(r[0].first_queue_offset, 40);
+        assert_queue(&s, "A", 5, 45, 300).await;
+        s.shutdown().await.unwrap();
+    });
+}
+
+#[test]
+fn consume_queues_rebuilt_when_they_lag_the_log() {
+    let dir = test_dir("cqlag");
+    let d2 = dir.clone();
+    run(move || async move {
+        let s = ShardStore::open(cfg(&d2, FlushMode::Sync), ShardId(0), false)
+            .await
+            .unwrap();
+        put_n(&s, "Q", 0, 0, 120, 200).await; // 120 entries: 3 CQ files of 50
+        put_n(&s, "P", 7, 0, 10, 200).await;
+        s.shutdown().await.unwrap();
+    });
+    // Queue Q loses its last file and the tail of the second; queue P loses everything.
+    let qdir = dir.join("consumequeue/Q/0");
+    let files = io::list_numbered_files(&qdir).unwrap();
+    assert_eq!(files.len(), 3);
+    std::fs::remove_file(&files[2].1).unwrap();
+    {
+        use std::os::unix::fs::FileExt;
+        let f = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&files[1].1)
+            .unwrap();
+        f.write_all_at(&[0u8; 20 * 30], 20 * 20).unwrap();
+    }
+    std::fs::remove_dir_all(dir.join("consumequeue/P")).unwrap();
+    let d3 = dir.clone();
+    run(move || async move {
+        let s = ShardStore::open(cfg(&d3, FlushMode::Sync), ShardId(0), true)
+            .await
+            .unwrap();
+        assert_queue(&s, "Q", 0, 120, 200).await;
+        assert_queue(&s, "P", 7, 10, 200).await;
+        s.shutdown().await.unwrap();
+    });
+    assert_eq!(
+        io::list_numbered_files(&qdir).unwrap().len(),
+        3,
+        "rebuilt units written back"
+    );
+}
+
+#[test]
+fn illegal_messages_are_rejected() {
+    let dir = test_dir("illegal");
+    run(move || async move {
+        let s = ShardStore::open(cfg(&dir, FlushMode::Sync), ShardId(0), false)
+            .await
+            .unwrap();
+        let big = vec![0u8; 9000];
+        let e = s.put(batch("T", 0, &[&big])).await.unwrap_err();
+        assert!(
+            matches!(&e, StoreError::MessageIllegal(m) if m.contains("maxMessageSize")),
+            "{e}"
+        );
+        let long = "t".repeat(128);
+        assert!(matches!(
+            s.put(batch(&long, 0, &[b"x"])).await,
+            Err(StoreError::MessageIllegal(_))
+        ));
+        let m = vec![0u8; 8000];
+        let many: Vec<&[u8]> = (0..9).map(|_| &m[..]).collect();
+        let e = s.put(batch("T", 0, &many)).await.unwrap_err();
+        assert!(
+            matches!(&e, StoreError::MessageIllegal(m) if m.contains("does not fit")),
+            "{e}"
+        );
+        // Nothing was stored, the store is still usable.
+        assert_eq!(s.max_offset("T", 0), 0);
+        put_n(&s, "T", 0, 0, 1, 10).await;
+        s.shutdown().await.unwrap();
+    });
+}
+
+#[test]
+fn batch_put_and_no_wait_and_listener() {
+    let dir = test_dir("batch");
+    run(move || async move {
+        let s = ShardStore::open(cfg(&dir, FlushMode::Sync), ShardId(0), false)
+            .await
+            .unwrap();
+        let seen = Rc::new(std::cell::RefCell::new(Vec::new()));
+        let s2 = seen.clone();
+        s.set_arrival_listener(Box::new(move |t, q| {
+            s2.borrow_mut().push((t.to_string(), q))
+        }));
+        let mut b = batch("B", 2, &[&body(0, 64), &body(1, 64), &body(2, 64)]);
+        b.wait_durable = false;
+        let r = s.put(b).await.unwrap();
+        assert_eq!(r.first_queue_offset, 0);
+        assert_eq!(r.phys_offsets.len(), 3);
+        assert!(r.phys_offsets.windows(2).all(|w| w[0] < w[1]));
+        // Visible to consumers once durable (the flusher fsyncs right after the write).
+        let mut tries = 0;
+        while s.max_offset("B", 2) < 3 && tries < 1000 {
+            glommio::timer::sleep(std::time::Duration::from_millis(1)).await;
+            tries += 1;
+        }
+        assert_queue(&s, "B", 2, 3, 64).await;
+        assert_eq!(seen.borrow().as_slice(), &[("B".to_string(), 2)]);
+        s.shutdown().await.unwrap();
+        assert!(matches!(
+            s.put(batch("B", 2, &[b"x"])).await,
+            Err(StoreError::ShutDown)
+        ));
+    });
+}
