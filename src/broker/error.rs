@@ -8,6 +8,9 @@ use crate::store::StoreError;
 /// The FAQ suffix upstream appends to several remarks.
 pub const FAQ_SUFFIX: &str = "\nSee http://rocketmq.apache.org/docs/faq/ for further details.";
 
+/// Upstream 4.x's remark for MESSAGE_SIZE_EXCEEDED / PROPERTIES_SIZE_EXCEEDED.
+pub const MESSAGE_ILLEGAL_REMARK: &str = "the message is illegal, maybe msg body or properties length not matched. msg body length limit 128k, msg properties length limit 32k.";
+
 #[derive(Debug, thiserror::Error)]
 pub enum BrokerError {
     /// A request header field is missing or malformed.
@@ -52,7 +55,14 @@ impl BrokerError {
     /// The response a client gets for this error.
     pub fn into_response(self, request: &RemotingCommand) -> RemotingCommand {
         let code = self.code();
-        RemotingCommand::response_to(request, code).with_remark(self.to_string())
+        let remark = match &self {
+            // Upstream's remark for an oversized record, then what exactly was too big.
+            BrokerError::Store(StoreError::MessageIllegal(detail)) => {
+                format!("{MESSAGE_ILLEGAL_REMARK} ({detail})")
+            }
+            _ => self.to_string(),
+        };
+        RemotingCommand::response_to(request, code).with_remark(remark)
     }
 }
 

@@ -195,8 +195,17 @@ fn build_batch(
     let wait_durable = !batch_props
         .iter()
         .any(|(k, v)| k == "WAIT" && v.eq_ignore_ascii_case("false"));
+    let mut sys_flag = h.sys_flag;
     let messages = if h.batch {
-        let inner = decode_batch(&req.body)
+        let body = if sys_flag & SYS_FLAG_COMPRESSED != 0 {
+            // The C++ client zlib-compresses a whole batch body of 4 KiB or more. Records are
+            // stored per message, so inflate here and store them uncompressed.
+            sys_flag &= !SYS_FLAG_COMPRESSED;
+            inflate_batch(&req.body)?
+        } else {
+            req.body.clone()
+        };
+        let inner = decode_batch(&body)
             .map_err(|e| BrokerError::MessageIllegal(format!("bad batch body: {e}")))?;
         if inner.is_empty() {
             return Err(BrokerError::MessageIllegal("empty batch".to_string()));
@@ -224,7 +233,7 @@ fn build_batch(
     Ok(PutBatch {
         topic: h.topic.clone(),
         queue_id,
-        sys_flag: h.sys_flag,
+        sys_flag,
         born_timestamp: h.born_timestamp,
         born_host,
         store_host: shard.settings.store_host,
@@ -233,6 +242,26 @@ fn build_batch(
         messages,
         wait_durable,
     })
+}
+
+/// Message sysFlag bit 0: the body is zlib-compressed.
+const SYS_FLAG_COMPRESSED: i32 = 0x1;
+
+/// Inflates a compressed batch body, refusing to grow past the frame limit.
+fn inflate_batch(body: &[u8]) -> Result<bytes::Bytes, BrokerError> {
+    use std::io::Read;
+    let limit = u64::try_from(crate::constants::FRAME_MAX_LEN).unwrap_or(u64::MAX);
+    let mut out = Vec::with_capacity(body.len() * 4);
+    flate2::read::ZlibDecoder::new(body)
+        .take(limit + 1)
+        .read_to_end(&mut out)
+        .map_err(|e| BrokerError::MessageIllegal(format!("bad compressed batch body: {e}")))?;
+    if out.len() as u64 > limit {
+        return Err(BrokerError::MessageIllegal(format!(
+            "compressed batch body inflates beyond {limit} bytes"
+        )));
+    }
+    Ok(out.into())
 }
 
 /// A batch message's own properties, then the batch-level ones (message-format.md §6).
