@@ -8,7 +8,7 @@ use crate::net::{Connection, Handler};
 use crate::remoting::code::{request, response};
 use crate::remoting::RemotingCommand;
 
-use super::handlers::{admin, consumer, pull, send};
+use super::handlers::{admin, consumer, pull, send, send_back};
 use super::{BrokerError, BrokerShard};
 
 /// The broker's `net::Handler`: one per shard.
@@ -39,6 +39,7 @@ impl Handler for BrokerService {
             request::PULL_MESSAGE | request::LITE_PULL_MESSAGE if !vip => {
                 pull::handle(shard, &req).await
             }
+            request::CONSUMER_SEND_MSG_BACK => send_back::handle(shard, &req).await,
             request::HEART_BEAT => consumer::heartbeat(shard, &req, &conn).await,
             request::UNREGISTER_CLIENT => consumer::unregister(shard, &req).await,
             request::GET_CONSUMER_LIST_BY_GROUP => consumer::consumer_list(shard, &req).await,

@@ -4,3 +4,4 @@ pub mod admin;
 pub mod consumer;
 pub mod pull;
 pub mod send;
+pub mod send_back;
