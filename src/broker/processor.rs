@@ -2,10 +2,10 @@
 //! responses. Runs on the shard that accepted the connection.
 
 use std::rc::Rc;
-use std::str::FromStr;
 
 use crate::net::{Connection, Handler};
 use crate::remoting::code::{request, response};
+use crate::remoting::header::{self, FieldValue};
 use crate::remoting::RemotingCommand;
 
 use super::handlers::{admin, consumer, pull, send, send_back};
@@ -88,22 +88,16 @@ pub fn not_supported(req: &RemotingCommand) -> RemotingCommand {
         .with_remark(format!(" request type {} not supported", req.code))
 }
 
-/// A required header field, parsed. The remark matches upstream's decoder exception.
-pub fn req_field<T: FromStr>(req: &RemotingCommand, key: &str) -> Result<T, BrokerError> {
-    let raw = req
-        .field(key)
-        .ok_or_else(|| BrokerError::Header(format!("the custom field <{key}> is null")))?;
-    raw.trim().parse().map_err(|_| {
-        BrokerError::Header(format!("the custom field <{key}> is not a number: {raw}"))
-    })
+/// A required header field, parsed by the codec's header rules. The remark matches
+/// upstream's decoder exception (`the custom field <key> is null`).
+pub fn req_field<T: FieldValue>(
+    req: &RemotingCommand,
+    key: &'static str,
+) -> Result<T, BrokerError> {
+    header::req(header::fields_of(req), key).map_err(|e| BrokerError::Header(e.to_string()))
 }
 
 /// An optional header field; a value that does not parse counts as absent (upstream logs it).
-pub fn opt_field<T: FromStr>(req: &RemotingCommand, key: &str) -> Option<T> {
-    req.field(key).and_then(|v| v.trim().parse().ok())
-}
-
-/// A header field known by either of two names (SEND_MESSAGE_V2's one-letter aliases).
-pub fn aliased<'a>(req: &'a RemotingCommand, long: &str, short: &str) -> Option<&'a str> {
-    req.field(long).or_else(|| req.field(short))
+pub fn opt_field<T: FieldValue>(req: &RemotingCommand, key: &'static str) -> Option<T> {
+    header::opt(header::fields_of(req), key).ok().flatten()
 }

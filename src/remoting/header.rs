@@ -63,11 +63,13 @@ macro_rules! number_field {
         }
     )*};
 }
-number_field!(i32, i64);
+number_field!(i32, i64, u32, u64);
 
+/// `true` in any case, or `1`: the C++ client writes booleans as `0`/`1` (Java's
+/// `parseBoolean` would read its `batch:"1"` as false; we honour what the client meant).
 impl FieldValue for bool {
     fn parse_field(_: &'static str, raw: &str) -> Result<Self, HeaderError> {
-        Ok(raw.eq_ignore_ascii_case("true"))
+        Ok(raw.eq_ignore_ascii_case("true") || raw == "1")
     }
     fn format_field(&self) -> String {
         self.to_string()

@@ -5,83 +5,24 @@
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::rc::Rc;
 
-use crate::broker::processor::{aliased, HandlerResult};
+use crate::broker::processor::HandlerResult;
 use crate::broker::topics::{validate_topic_name, CreateError, TopicConfig, AUTO_CREATE_TOPIC_KEY};
 use crate::broker::{register, BrokerError, BrokerShard};
 use crate::net::Connection;
 use crate::remoting::code::{request, response};
+use crate::remoting::header::SendMessageHeader;
 use crate::remoting::message::{decode_batch, encode_offset_msg_id, parse_properties, tags_code};
 use crate::remoting::RemotingCommand;
 use crate::runtime::now_ms;
 use crate::store::{PutBatch, PutMessage, PutStatus};
-
-/// The send header, whichever spelling (long names for 10, one letter for 310/320).
-#[derive(Debug)]
-struct SendHeader {
-    topic: String,
-    default_topic: String,
-    default_topic_queue_nums: u32,
-    queue_id: i32,
-    sys_flag: i32,
-    born_timestamp: i64,
-    flag: i32,
-    properties: String,
-    reconsume_times: i32,
-    /// The body is a batch (message-format.md §6): code 320, or `batch`/`m` set. The C++
-    /// client sends code 10 with `batch:"1"`; Java's parseBoolean would read that as false and
-    /// store the encoded batch as one message, so we honour what the client meant.
-    batch: bool,
-}
-
-fn field<'a>(req: &'a RemotingCommand, long: &str, short: &str) -> Result<&'a str, BrokerError> {
-    aliased(req, long, short)
-        .ok_or_else(|| BrokerError::Header(format!("the custom field <{long}> is null")))
-}
-
-fn number<T: std::str::FromStr>(
-    req: &RemotingCommand,
-    long: &str,
-    short: &str,
-) -> Result<T, BrokerError> {
-    let raw = field(req, long, short)?;
-    raw.trim().parse().map_err(|_| {
-        BrokerError::Header(format!("the custom field <{long}> is not a number: {raw}"))
-    })
-}
-
-impl SendHeader {
-    fn parse(req: &RemotingCommand) -> Result<Self, BrokerError> {
-        field(req, "producerGroup", "a")?;
-        Ok(Self {
-            topic: field(req, "topic", "b")?.to_string(),
-            default_topic: aliased(req, "defaultTopic", "c")
-                .unwrap_or(AUTO_CREATE_TOPIC_KEY)
-                .to_string(),
-            default_topic_queue_nums: number::<i32>(req, "defaultTopicQueueNums", "d")
-                .unwrap_or(4)
-                .max(1)
-                .unsigned_abs(),
-            queue_id: number(req, "queueId", "e")?,
-            sys_flag: number(req, "sysFlag", "f")?,
-            born_timestamp: number(req, "bornTimestamp", "g")?,
-            flag: number(req, "flag", "h")?,
-            properties: aliased(req, "properties", "i")
-                .unwrap_or_default()
-                .to_string(),
-            reconsume_times: number(req, "reconsumeTimes", "j").unwrap_or(0),
-            batch: req.code == request::SEND_BATCH_MESSAGE
-                || aliased(req, "batch", "m")
-                    .is_some_and(|b| b.eq_ignore_ascii_case("true") || b == "1"),
-        })
-    }
-}
 
 pub async fn handle(
     shard: &Rc<BrokerShard>,
     req: &RemotingCommand,
     conn: &Connection,
 ) -> HandlerResult {
-    let header = SendHeader::parse(req)?;
+    let header =
+        SendMessageHeader::from_request(req).map_err(|e| BrokerError::Header(e.to_string()))?;
     if shard.settings.role.is_slave() {
         return Err(BrokerError::ServiceNotAvailable(
             "broker is a SLAVE: it does not accept sends".to_string(),
@@ -133,14 +74,17 @@ pub async fn handle(
 }
 
 /// The topic's config, auto-creating it on shard 0 when allowed.
-async fn topic_config(shard: &Rc<BrokerShard>, h: &SendHeader) -> Result<TopicConfig, BrokerError> {
+async fn topic_config(
+    shard: &Rc<BrokerShard>,
+    h: &SendMessageHeader,
+) -> Result<TopicConfig, BrokerError> {
     if let Some(t) = shard.topic_snapshot().get(&h.topic) {
         return Ok(t.clone());
     }
     let (topic, default_topic, nums) = (
         h.topic.clone(),
         h.default_topic.clone(),
-        h.default_topic_queue_nums,
+        h.default_topic_queue_nums.max(1).unsigned_abs(),
     );
     let created = shard
         .on_control(move |s, cp| {
@@ -161,7 +105,7 @@ async fn topic_config(shard: &Rc<BrokerShard>, h: &SendHeader) -> Result<TopicCo
     }
 }
 
-fn choose_queue(h: &SendHeader, topic: &TopicConfig) -> Result<u32, BrokerError> {
+fn choose_queue(h: &SendMessageHeader, topic: &TopicConfig) -> Result<u32, BrokerError> {
     let writable = topic.write_queue_nums.max(1);
     if h.queue_id < 0 {
         // The broker picks: spread by the born timestamp, cheap and good enough.
@@ -180,7 +124,7 @@ fn choose_queue(h: &SendHeader, topic: &TopicConfig) -> Result<u32, BrokerError>
 fn build_batch(
     shard: &BrokerShard,
     req: &RemotingCommand,
-    h: &SendHeader,
+    h: &SendMessageHeader,
     queue_id: u32,
     peer: SocketAddr,
 ) -> Result<PutBatch, BrokerError> {
@@ -191,12 +135,14 @@ fn build_batch(
             v6.port(),
         ),
     };
-    let batch_props = parse_properties(&h.properties);
+    let header_props = h.properties.as_deref().unwrap_or_default();
+    let batch_props = parse_properties(header_props);
     let wait_durable = !batch_props
         .iter()
         .any(|(k, v)| k == "WAIT" && v.eq_ignore_ascii_case("false"));
     let mut sys_flag = h.sys_flag;
-    let messages = if h.batch {
+    // A batch: code 320, or `batch`/`m` set (the C++ client sends code 10 with `batch:"1"`).
+    let messages = if h.batch || req.code == request::SEND_BATCH_MESSAGE {
         let body = if sys_flag & SYS_FLAG_COMPRESSED != 0 {
             // The C++ client zlib-compresses a whole batch body of 4 KiB or more. Records are
             // stored per message, so inflate here and store them uncompressed.
@@ -213,7 +159,7 @@ fn build_batch(
         inner
             .into_iter()
             .map(|m| {
-                let properties = join_properties(&m.properties, &h.properties);
+                let properties = join_properties(&m.properties, header_props);
                 PutMessage {
                     tags_code: tags_code(&properties),
                     body: m.body,
@@ -226,8 +172,8 @@ fn build_batch(
         vec![PutMessage {
             body: req.body.clone(),
             flag: h.flag,
-            tags_code: tags_code(&h.properties),
-            properties: h.properties.clone(),
+            tags_code: tags_code(header_props),
+            properties: header_props.to_string(),
         }]
     };
     Ok(PutBatch {
@@ -237,7 +183,7 @@ fn build_batch(
         born_timestamp: h.born_timestamp,
         born_host,
         store_host: shard.settings.store_host,
-        reconsume_times: h.reconsume_times,
+        reconsume_times: h.reconsume_times.unwrap_or(0),
         prepared_tx_offset: 0,
         messages,
         wait_durable,
