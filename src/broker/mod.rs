@@ -48,6 +48,8 @@ pub struct ControlPlane {
     pub groups: SubscriptionGroups,
     pub offsets: ConsumerOffsets,
     pub clients: ClientRegistry,
+    /// Data version counter of the topic table last written to `topics.json`.
+    pub topics_persisted_counter: i64,
 }
 
 /// Everything one shard owns.

@@ -147,6 +147,7 @@ async fn start_shard(
                 .map(ConsumerOffsets::from_json)
                 .unwrap_or_default(),
             clients: ClientRegistry::default(),
+            topics_persisted_counter: -1,
         })
     });
     let topics = control
@@ -223,9 +224,15 @@ async fn persist_control(shard: &Rc<BrokerShard>) {
     let dir = shard.settings.config_dir.clone();
     let (offsets, groups, topics) = {
         let mut cp = cp.borrow_mut();
-        let topics = serde_json::to_value(&*cp.topics.snapshot())
-            .map(|v| crate::broker::persist::pretty_json(&v))
-            .ok();
+        let table = cp.topics.snapshot();
+        // topics.json is rewritten only when the table changed since the last write.
+        let topics = (table.data_version.counter != cp.topics_persisted_counter)
+            .then(|| serde_json::to_value(&*table).ok())
+            .flatten()
+            .map(|v| crate::broker::persist::pretty_json(&v));
+        if topics.is_some() {
+            cp.topics_persisted_counter = table.data_version.counter;
+        }
         (
             cp.offsets.take_dirty_json(),
             cp.groups.take_dirty_json(now_ms()),

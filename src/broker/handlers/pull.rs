@@ -189,11 +189,14 @@ async fn read_or_park(
         return Ok(first);
     }
     let (tx, rx) = oneshot::channel();
-    s.pull_waiters
-        .borrow_mut()
-        .entry((topic.to_string(), queue_id))
-        .or_default()
-        .push(tx);
+    {
+        let mut waiters = s.pull_waiters.borrow_mut();
+        let parked = waiters.entry((topic.to_string(), queue_id)).or_default();
+        // Pulls that timed out dropped their receivers; forget them so an idle queue's list
+        // stays as long as the number of pulls actually waiting.
+        parked.retain(|w| !w.is_canceled());
+        parked.push(tx);
+    }
     // Data may have landed between the read and the registration.
     if s.store.max_offset(topic, queue_id) <= offset {
         let _ = glommio::timer::timeout(Duration::from_millis(suspend_ms), async {
