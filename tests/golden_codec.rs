@@ -13,29 +13,17 @@
 // reason: test helpers outside #[test] fns; a panic is the wanted failure mode.
 #![allow(clippy::unwrap_used)]
 
-use std::path::{Path, PathBuf};
+mod recordings;
+
+use std::path::PathBuf;
 
 use bytes::{Bytes, BytesMut};
+use recordings::golden_dir;
 use serde_json::Value;
 use shardmq::constants::FRAME_MAX_LEN;
 use shardmq::remoting::{
     check, decode, decode_bytes, encode, fastjson, message, RemotingCommand, SerializeType,
 };
-
-fn golden_dir() -> PathBuf {
-    let near = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/golden/java-4.3.1");
-    if near.is_dir() {
-        return near;
-    }
-    let fixed = PathBuf::from("/work/shared/golden/java-4.3.1");
-    assert!(
-        fixed.is_dir(),
-        "golden directory missing: neither {} nor {} exists",
-        near.display(),
-        fixed.display()
-    );
-    fixed
-}
 
 struct Golden {
     file: String,

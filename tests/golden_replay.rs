@@ -18,15 +18,16 @@
 // (no shard to block), so sleeping while polling is fine.
 #![allow(clippy::unwrap_used, clippy::disallowed_methods)]
 
+mod recordings;
 mod support;
 
 use std::collections::{BTreeSet, HashMap, HashSet};
-use std::path::PathBuf;
 use std::sync::mpsc::RecvTimeoutError;
 use std::time::{Duration, Instant};
 
+use recordings::{command_from, load};
 use serde_json::Value;
-use shardmq::remoting::{parse_lenient, ExtFields, LanguageCode, RemotingCommand, SerializeType};
+use shardmq::remoting::{parse_lenient, ExtFields, RemotingCommand};
 use shardmq::store::record::{self, Decoded};
 use support::AsyncConn;
 
@@ -74,63 +75,6 @@ const KNOWN_GAPS: &[Entry] = &[
          (delay level 3 + reconsumeTimes), which adds DELAY, REAL_TOPIC and REAL_QID",
     ),
 ];
-
-fn golden_dir() -> PathBuf {
-    let beside = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/golden/java-4.3.1");
-    if beside.is_dir() {
-        return beside;
-    }
-    let fixed = PathBuf::from("/work/shared/golden/java-4.3.1");
-    assert!(
-        fixed.is_dir(),
-        "golden files missing: neither {} nor {} exists",
-        beside.display(),
-        fixed.display()
-    );
-    fixed
-}
-
-fn load(file: &str) -> Vec<Value> {
-    let path = golden_dir().join(file);
-    let text = std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
-    text.lines()
-        .filter(|l| !l.trim().is_empty())
-        .enumerate()
-        .map(|(i, l)| {
-            serde_json::from_str(l)
-                .unwrap_or_else(|e| panic!("{}:{}: bad JSON: {e}", path.display(), i + 1))
-        })
-        .collect()
-}
-
-/// The recorded frame as a command (header as recorded, body from `body_hex`).
-fn command_from(rec: &Value) -> RemotingCommand {
-    let h = &rec["header"];
-    let int = |k: &str| i32::try_from(h[k].as_i64().unwrap_or(0)).unwrap();
-    let ext_fields = h.get("extFields").map(|f| {
-        ExtFields(
-            f.as_object()
-                .unwrap()
-                .iter()
-                .map(|(k, v)| (k.clone(), v.as_str().unwrap().to_string()))
-                .collect(),
-        )
-    });
-    RemotingCommand {
-        code: int("code"),
-        language: LanguageCode::from_name(h["language"].as_str().unwrap()),
-        version: int("version"),
-        opaque: int("opaque"),
-        flag: int("flag"),
-        remark: h.get("remark").map(|r| r.as_str().unwrap().to_string()),
-        ext_fields,
-        body: hex::decode(rec["body_hex"].as_str().unwrap())
-            .unwrap()
-            .into(),
-        serialize_type: SerializeType::Json,
-    }
-}
 
 /// One difference between Java's answer and ours.
 struct Mismatch {

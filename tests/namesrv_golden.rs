@@ -15,61 +15,21 @@
 // reason: test helpers panic on malformed golden files by design.
 #![allow(clippy::unwrap_used)]
 
-use std::collections::HashMap;
-use std::path::PathBuf;
+mod recordings;
 
+use std::collections::HashMap;
+
+use recordings::{command_from, golden_dir};
 use serde_json::Value;
 use shardmq::namesrv::{ConnId, NameServer, NamesrvSettings};
 use shardmq::remoting::code::{request, response};
-use shardmq::remoting::{ExtFields, LanguageCode, RemotingCommand, SerializeType};
-
-fn golden_dir() -> PathBuf {
-    let beside = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/golden/java-4.3.1");
-    if beside.is_dir() {
-        return beside;
-    }
-    let fixed = PathBuf::from("/work/shared/golden/java-4.3.1");
-    assert!(
-        fixed.is_dir(),
-        "golden files missing: neither {} nor {} exists",
-        beside.display(),
-        fixed.display()
-    );
-    fixed
-}
+use shardmq::remoting::{ExtFields, RemotingCommand};
 
 /// One recorded exchange on a nameserver connection.
 struct Exchange {
     step: String,
     request: RemotingCommand,
     response: Option<RemotingCommand>,
-}
-
-fn command_from(record: &Value) -> RemotingCommand {
-    let h = &record["header"];
-    let int = |k: &str| i32::try_from(h[k].as_i64().unwrap_or(0)).unwrap();
-    let ext_fields = h.get("extFields").map(|f| {
-        ExtFields(
-            f.as_object()
-                .unwrap()
-                .iter()
-                .map(|(k, v)| (k.clone(), v.as_str().unwrap().to_string()))
-                .collect(),
-        )
-    });
-    RemotingCommand {
-        code: int("code"),
-        language: LanguageCode::from_name(h["language"].as_str().unwrap()),
-        version: int("version"),
-        opaque: int("opaque"),
-        flag: int("flag"),
-        remark: h.get("remark").map(|r| r.as_str().unwrap().to_string()),
-        ext_fields,
-        body: hex::decode(record["body_hex"].as_str().unwrap())
-            .unwrap()
-            .into(),
-        serialize_type: SerializeType::Json,
-    }
 }
 
 /// The nameserver exchanges of one golden file, in request order.
