@@ -28,7 +28,7 @@ struct Args {
 }
 
 fn main() -> ExitCode {
-    shardmq::logging::init("broker");
+    let _logs = shardmq::logging::init("broker");
     let args = Args::parse();
     match run(args) {
         Ok(()) => ExitCode::SUCCESS,

@@ -23,7 +23,7 @@ struct Args {
 }
 
 fn main() -> ExitCode {
-    shardmq::logging::init("namesrv");
+    let _logs = shardmq::logging::init("namesrv");
     let args = Args::parse();
     match run(args) {
         Ok(()) => ExitCode::SUCCESS,
