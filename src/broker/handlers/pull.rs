@@ -92,8 +92,17 @@ pub async fn handle(shard: &Rc<BrokerShard>, req: &RemotingCommand) -> HandlerRe
             h.queue_id,
             h.commit_offset.unsigned_abs(),
         );
+        // The commit need not finish before the read: queue it on shard 0 and go on. Jobs from
+        // one shard run in order there, so commits of consecutive pulls do not reorder.
         shard
-            .on_control(move |_, cp| cp.offsets.commit(&g, &t, q, o))
+            .mesh
+            .post_to(0, move |s| {
+                Box::pin(async move {
+                    if let Some(cp) = &s.control {
+                        cp.borrow_mut().offsets.commit(&g, &t, q, o);
+                    }
+                })
+            })
             .await?;
     }
     let suspend_ms = if h.sys_flag & FLAG_SUSPEND == 0 {
