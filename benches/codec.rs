@@ -1,0 +1,72 @@
+//! Micro-benchmark of the remoting codec (harness = false): encode and decode of a
+//! SEND_MESSAGE_V2 frame like a Java producer's, and of a pull response header. Prints ns/op.
+//! Run: `cargo bench --bench codec`. Numbers, not assertions: speed goals live here, not in tests.
+
+#![allow(clippy::unwrap_used, clippy::print_stdout)] // reason: a benchmark program
+
+use std::hint::black_box;
+use std::time::Instant;
+
+use bytes::BytesMut;
+use shardmq::remoting::{frame, RemotingCommand};
+
+fn send_v2() -> RemotingCommand {
+    RemotingCommand::request(310, 7)
+        .with_field("a", "GoldenProducerGroup")
+        .with_field("b", "GoldenTopic")
+        .with_field("c", "TBW102")
+        .with_field("d", "4")
+        .with_field("e", "1")
+        .with_field("f", "0")
+        .with_field("g", "1795528577000")
+        .with_field("h", "0")
+        .with_field(
+            "i",
+            "KEYS\u{1}golden-key-1\u{2}UNIQ_KEY\u{1}C0000202000000000000000000000000\u{2}WAIT\u{1}true\u{2}TAGS\u{1}TagA",
+        )
+        .with_field("j", "0")
+        .with_field("k", "false")
+        .with_field("m", "false")
+        .with_body(vec![b'x'; 128])
+}
+
+fn measure(name: &str, iterations: u32, mut f: impl FnMut()) {
+    for _ in 0..iterations / 10 {
+        f();
+    }
+    let start = Instant::now();
+    for _ in 0..iterations {
+        f();
+    }
+    let ns = start.elapsed().as_nanos() / u128::from(iterations);
+    println!("{name:<40} {ns:>8} ns/op");
+}
+
+fn main() {
+    let cmd = send_v2();
+    let mut buf = BytesMut::with_capacity(1024);
+    frame::encode(&cmd, &mut buf).unwrap();
+    let encoded = buf.clone().freeze();
+    let n = 200_000;
+    measure("encode SEND_MESSAGE_V2 (JSON header)", n, || {
+        buf.clear();
+        frame::encode(black_box(&cmd), &mut buf).unwrap();
+    });
+    measure("check + decode SEND_MESSAGE_V2", n, || {
+        let len = frame::check(black_box(&encoded), usize::MAX)
+            .unwrap()
+            .unwrap();
+        black_box(frame::decode_bytes(encoded.slice(..len)).unwrap());
+    });
+    let mut binary = cmd.clone();
+    binary.serialize_type = shardmq::remoting::SerializeType::RocketMq;
+    let mut bin_buf = BytesMut::with_capacity(1024);
+    frame::encode(&binary, &mut bin_buf).unwrap();
+    let bin_encoded = bin_buf.freeze();
+    measure("check + decode (binary header)", n, || {
+        let len = frame::check(black_box(&bin_encoded), usize::MAX)
+            .unwrap()
+            .unwrap();
+        black_box(frame::decode_bytes(bin_encoded.slice(..len)).unwrap());
+    });
+}
