@@ -216,14 +216,19 @@ impl TopicManager {
         Ok((created, true))
     }
 
-    /// Creates a retry topic for a consumer group if missing (HEART_BEAT).
+    /// Creates a retry topic for a consumer group if missing (HEART_BEAT, send-back).
     pub fn ensure_retry_topic(&mut self, group: &str, queues: u32, now_ms: i64) -> bool {
-        let topic = format!("%RETRY%{group}");
-        if self.table.get(&topic).is_some() {
+        self.ensure_topic(&format!("%RETRY%{group}"), queues, now_ms)
+    }
+
+    /// Creates `topic` with `queues` read/write queues, perm RW, if missing. Returns whether
+    /// the table changed.
+    pub fn ensure_topic(&mut self, topic: &str, queues: u32, now_ms: i64) -> bool {
+        if self.table.get(topic).is_some() {
             return false;
         }
         self.upsert(
-            TopicConfig::new(&topic, queues, queues, PERM_READ | PERM_WRITE),
+            TopicConfig::new(topic, queues, queues, PERM_READ | PERM_WRITE),
             now_ms,
         );
         true

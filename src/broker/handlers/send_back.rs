@@ -10,7 +10,6 @@
 use std::rc::Rc;
 
 use crate::broker::processor::{opt_field, req_field, HandlerResult};
-use crate::broker::topics::{PERM_READ, PERM_WRITE};
 use crate::broker::{register, BrokerError, BrokerShard};
 use crate::remoting::code::response;
 use crate::remoting::message::{encode_offset_msg_id, get_property, keys, tags_code};
@@ -67,10 +66,8 @@ pub async fn handle(shard: &Rc<BrokerShard>, req: &RemotingCommand) -> HandlerRe
         let t = dlq.clone();
         shard
             .on_control(move |s, cp| {
-                let c = crate::broker::topics::TopicConfig::new(&t, 1, 1, PERM_READ | PERM_WRITE);
-                if cp.topics.snapshot().get(&t).is_none() {
-                    let table = cp.topics.upsert(c, now_ms());
-                    register::after_topic_change(s, table);
+                if cp.topics.ensure_topic(&t, 1, now_ms()) {
+                    register::after_topic_change(s, cp.topics.snapshot());
                 }
             })
             .await?;
