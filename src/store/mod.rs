@@ -17,6 +17,7 @@
 pub mod checkpoint;
 pub mod commitlog;
 pub mod consume_queue;
+pub mod faults;
 pub mod io;
 mod reader;
 pub mod record;
