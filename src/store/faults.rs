@@ -106,10 +106,9 @@ impl Faults {
         let n = counter.get();
         counter.set(n + 1);
         match after {
-            Some(limit) if n >= limit => Err(std::io::Error::new(
-                std::io::ErrorKind::Other,
-                format!("injected {what} failure ({FAULTS_ENV})"),
-            )),
+            Some(limit) if n >= limit => Err(std::io::Error::other(format!(
+                "injected {what} failure ({FAULTS_ENV})"
+            ))),
             _ => Ok(()),
         }
     }
