@@ -70,6 +70,8 @@ fn store_code(e: &StoreError) -> i32 {
     match e {
         StoreError::MessageIllegal(_) => response::MESSAGE_ILLEGAL,
         StoreError::NotWritable(_) => response::SERVICE_NOT_AVAILABLE,
+        // The remark is upstream's "service not available now, maybe disk full, ..." text.
+        StoreError::DiskFull { .. } => response::SERVICE_NOT_AVAILABLE,
         _ => response::SYSTEM_ERROR,
     }
 }

@@ -4,7 +4,7 @@
 use std::net::SocketAddrV4;
 use std::path::PathBuf;
 
-use crate::store::StoreConfig;
+use crate::store::{RetentionConfig, StoreConfig};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
@@ -49,6 +49,8 @@ pub struct BrokerSettings {
     pub shard_count: usize,
     /// Per-shard store settings (the same for every shard).
     pub store: StoreConfig,
+    /// Per-shard retention and disk-full settings (store/retention.rs).
+    pub retention: RetentionConfig,
     /// `key=value` lines of every effective config key (GET_BROKER_CONFIG).
     pub config_text: String,
     pub abort_path: PathBuf,
@@ -159,6 +161,7 @@ pub fn from_config(c: &crate::config::BrokerConfig) -> Result<BrokerSettings, St
                 .unwrap_or(1 << 20),
             read_cache_bytes: usize::try_from(c.shardmq.read_cache_bytes).unwrap_or(64 << 20),
         },
+        retention: RetentionConfig::from_config(s),
         config_text: c.print_all(),
         abort_path: s.abort_file.clone(),
         boot_timestamp_ms: crate::runtime::now_ms(),

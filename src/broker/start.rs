@@ -129,6 +129,7 @@ async fn start_shard(
     let store = ShardStore::open(settings.store.clone(), shard_id, abnormal)
         .await
         .map_err(|e| format!("shard {id}: cannot open the store: {e}"))?;
+    store.start_retention(settings.retention.clone());
     let control = persisted.map(|p| {
         let now = now_ms();
         RefCell::new(ControlPlane {

@@ -175,6 +175,16 @@ config_section! {
             parse = value::parse_delay_levels;
         "flushDelayOffsetInterval" => flush_delay_offset_interval: u64 = 10000;
         "cleanFileForciblyEnable" => clean_file_forcibly_enable: bool = true;
+        /// Percent of disk use above which the store refuses writes. Upstream 4.x reads it from
+        /// the JVM property `rocketmq.broker.diskSpaceWarningLevelRatio` (0.90); 5.x made it
+        /// this key. shardmq has no JVM, so the key is how an operator sets it.
+        "diskSpaceWarningLevelRatio" => disk_space_warning_level_ratio: u32 = 90,
+            parse = value::parse_percent;
+        /// Percent of disk use above which unexpired files are deleted too (with
+        /// `cleanFileForciblyEnable`); upstream 4.x: JVM property
+        /// `rocketmq.broker.diskSpaceCleanForciblyRatio` (0.85).
+        "diskSpaceCleanForciblyRatio" => disk_space_clean_forcibly_ratio: u32 = 85,
+            parse = value::parse_percent;
         "warmMapedFileEnable" => warm_maped_file_enable: bool = false;
         "offsetCheckInSlave" => offset_check_in_slave: bool = false;
         "debugLockEnable" => debug_lock_enable: bool = false;

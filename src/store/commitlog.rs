@@ -91,7 +91,7 @@ pub(crate) struct Log {
     /// Files written since their last fdatasync (Async mode).
     dirty: Vec<Segment>,
     not_writable: Option<String>,
-    closed: bool,
+    pub(crate) closed: bool,
 }
 
 impl Log {
@@ -171,7 +171,8 @@ pub struct ShardStore {
     me: Weak<ShardStore>,
     listener: RefCell<Option<Rc<ArrivalListener>>>,
     segment_lock: glommio::sync::Semaphore,
-    cq_lock: glommio::sync::Semaphore,
+    pub(crate) cq_lock: glommio::sync::Semaphore,
+    pub(crate) retention: super::retention::RetentionState,
 }
 
 impl std::fmt::Debug for ShardStore {
@@ -217,11 +218,14 @@ impl ShardStore {
             listener: RefCell::new(None),
             segment_lock: glommio::sync::Semaphore::new(1),
             cq_lock: glommio::sync::Semaphore::new(1),
+            retention: super::retention::RetentionState::default(),
         });
         if store.log.borrow().segments.is_empty() {
             store.ensure_next_segment(r.end).await?;
             store.install_next_segment();
         }
+        // Entries below the commit-log head (files deleted by retention) are not readable.
+        store.correct_cq_min_offsets();
         // Not clean any more until the next shutdown.
         store.flush_consume_queues(false).await?;
         spawn_flusher(Rc::downgrade(&store), store.notify.clone());
@@ -233,7 +237,7 @@ impl ShardStore {
         self.cfg.commitlog_file_size
     }
 
-    fn update_stats(&self, f: impl FnOnce(&mut StoreStats)) {
+    pub(crate) fn update_stats(&self, f: impl FnOnce(&mut StoreStats)) {
         let mut s = self.stats.get();
         f(&mut s);
         self.stats.set(s);
@@ -245,6 +249,7 @@ impl ShardStore {
     /// `MessageIllegal` (limits), `NotWritable` (after an I/O error), `Io` (this batch's I/O
     /// failed), `ShutDown`.
     pub async fn put(&self, batch: PutBatch) -> Result<PutResult, StoreError> {
+        self.refuse_if_disk_full()?;
         let total = self.put_check(&batch)?;
         let (rx, result) = loop {
             let need = {

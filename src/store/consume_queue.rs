@@ -174,6 +174,39 @@ impl ConsumeQueue {
         self.persisted = self.persisted.min(self.max_offset());
     }
 
+    /// Retention: moves the min offset up to the first entry whose physical offset is at or
+    /// above `min_phys` (fillers count as below). Never moves it down.
+    pub fn advance_min_to_phys(&mut self, min_phys: u64) {
+        let below = self
+            .entries
+            .partition_point(|e| e.is_filler() || e.phys < min_phys);
+        self.min_offset = self.min_offset.max(self.base + below as u64);
+    }
+
+    /// Retention: drops whole head files whose last entry points below `min_phys`, never the
+    /// file holding the max offset; returns their paths (the caller unlinks them). Entries are
+    /// dropped from memory and from the file cache, so no later CQ flush writes to them.
+    pub fn drop_head_files_below(&mut self, min_phys: u64) -> Vec<PathBuf> {
+        let per_file = self.file_size / CQ_UNIT;
+        let n = usize::try_from(per_file).unwrap_or(usize::MAX);
+        let mut out = Vec::new();
+        // `base` is always a file start (0, or the first file's name / 20 when loaded).
+        while self.entries.len() > n {
+            let last = self.entries[n - 1];
+            if !(last.is_filler() || last.phys < min_phys) {
+                break;
+            }
+            let file_start = self.base * CQ_UNIT;
+            out.push(self.file_path(file_start));
+            self.files.remove(&file_start);
+            self.entries.drain(..n);
+            self.base += per_file;
+        }
+        self.min_offset = self.min_offset.max(self.base);
+        self.persisted = self.persisted.max(self.base);
+        out
+    }
+
     /// Takes the bytes not yet handed to a file write, split per file.
     pub fn take_unwritten(&mut self) -> Vec<CqWrite> {
         let mut out: Vec<CqWrite> = Vec::new();
@@ -389,5 +422,46 @@ mod tests {
         assert_eq!(q.max_offset(), 4);
         let z = q.zero_range(4, 6);
         assert_eq!((z[0].file_start, z[0].pos, z[0].bytes.len()), (60, 20, 40));
+    }
+
+    #[test]
+    fn retention_drops_whole_head_files_and_moves_the_min() {
+        let mut q = ConsumeQueue::new(Path::new("/x"), "T", 0, 60); // 3 units per file
+        for k in 0..8 {
+            q.push(k, e(k * 100 + 100));
+        }
+        let _ = q.take_unwritten();
+        q.advance_min_to_phys(250);
+        assert_eq!(
+            q.min_offset(),
+            2,
+            "first entry at or above 250 is offset 2 (phys 300)"
+        );
+        // File 0 ends with phys 300 (not below 350), nothing dropped yet.
+        assert!(q.drop_head_files_below(300).is_empty());
+        let dropped = q.drop_head_files_below(650);
+        assert_eq!(
+            dropped,
+            vec![
+                PathBuf::from("/x/T/0").join(segment_name(0)),
+                PathBuf::from("/x/T/0").join(segment_name(60))
+            ]
+        );
+        assert_eq!(q.min_offset(), 6);
+        assert_eq!(q.max_offset(), 8);
+        assert_eq!(q.entry(6).map(|x| x.phys), Some(700));
+        assert_eq!(q.entry(5), None);
+        // The last file (holding the max offset) is never dropped.
+        assert!(q.drop_head_files_below(10_000).is_empty());
+        q.advance_min_to_phys(10_000);
+        assert_eq!(
+            q.min_offset(),
+            8,
+            "every entry below: the queue reads as empty"
+        );
+        // New entries keep their offsets and are written to the right file.
+        q.push(8, e(10_000));
+        let w = q.take_unwritten();
+        assert_eq!((w[0].file_start, w[0].pos, w[0].bytes.len()), (120, 40, 20));
     }
 }
