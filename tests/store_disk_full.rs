@@ -2,7 +2,9 @@
 //! its own (a ~64 MiB loop-mounted ext4 image this test creates and removes): once a ballast
 //! file pushes the partition over the warning ratio (90 %), sends answer SERVICE_NOT_AVAILABLE
 //! (14) with upstream's "maybe disk full" remark while pulls keep working; once the ballast is
-//! deleted, sends succeed again without a restart.
+//! deleted, sends succeed again without a restart. On the way, retention (over
+//! `diskMaxUsedSpaceRatio`, `fileReservedTime=0`) deletes the oldest commit-log file and a pull
+//! below the new minimum is answered PULL_OFFSET_MOVED with nextBeginOffset = the minimum.
 //!
 //! Needs root and `mount -o loop`; where mounting is not permitted the test says so and passes
 //! without running.
@@ -145,13 +147,18 @@ fn a_full_disk_refuses_sends_keeps_pulls_and_recovers_without_restart() {
              mapedFileSizeConsumeQueue=60000\n\
              cleanResourceInterval=200\n\
              cleanFileForciblyEnable=false\n\
+             fileReservedTime=0\n\
+             deleteConsumeQueueFilesInterval=0\n\
              shardCount=1\n",
             root = store.display()
         ),
     );
     let mut c = Client::connect(broker.port);
-    for i in 0..3 {
-        let ok = c.call(send(&format!("before-{i}")));
+    // 600 KiB records, three per 2 MiB commit-log file: offsets 0..=2 fill the first file.
+    for i in 0..5 {
+        let mut body = format!("before-{i}-");
+        body.extend(std::iter::repeat_n('x', 600 << 10));
+        let ok = c.call(send(&body));
         assert_eq!(ok.code, 0, "{ok:?}");
     }
     let before = used_ratio(fs_usage(&mount.mnt).unwrap());
@@ -160,7 +167,7 @@ fn a_full_disk_refuses_sends_keeps_pulls_and_recovers_without_restart() {
     let ballast = mount.mnt.join("ballast");
     fill_to(&ballast, &mount.mnt, 0.95);
     // Until the broker's next disk check (cleanResourceInterval) a send may still be taken.
-    let mut stored = 3u64;
+    let mut stored = 5u64;
     let refused = support::poll(Duration::from_secs(10), || {
         let r = c.call(send("while-full"));
         if r.code == 0 {
@@ -182,11 +189,26 @@ fn a_full_disk_refuses_sends_keeps_pulls_and_recovers_without_restart() {
             && remark.ends_with(", maybe your broker machine memory too small."),
         "upstream's remark expected, got {remark:?}"
     );
-    // Pulls go on while sends are refused.
-    let p = c.call(pull(0));
+    // Over diskMaxUsedSpaceRatio with fileReservedTime=0, the cleaner deleted the first file:
+    // a consumer at offset 0 is told to move to the new minimum (OFFSET_TOO_SMALL ->
+    // PULL_OFFSET_MOVED), and continues from there while sends are refused.
+    let moved = support::poll(Duration::from_secs(10), || {
+        let p = c.call(pull(0));
+        (p.code == 21).then_some(p)
+    })
+    .unwrap_or_else(|| panic!("no PULL_OFFSET_MOVED; log:\n{}", broker.proc_.log_tail(30)));
+    assert_eq!(moved.remark.as_deref(), Some("OFFSET_TOO_SMALL"));
+    assert_eq!(moved.field("nextBeginOffset"), Some("3"));
+    assert_eq!(moved.field("minOffset"), Some("3"));
+    let p = c.call(pull(3));
     assert_eq!(p.code, 0, "pull on a full disk: {p:?}");
     assert!(!p.body.is_empty());
-    assert_eq!(p.field("nextBeginOffset"), Some(stored.to_string().as_str()));
+    assert_eq!(
+        p.field("nextBeginOffset"),
+        Some("4"),
+        "one 600 KiB record per pull"
+    );
+    assert_eq!(p.field("maxOffset"), Some(stored.to_string().as_str()));
     broker.proc_.assert_alive();
 
     std::fs::remove_file(&ballast).unwrap();
