@@ -229,11 +229,12 @@ pub fn fs_usage(path: &Path) -> std::io::Result<FsUsage> {
     }
     // SAFETY: statvfs returned 0, so it filled the struct.
     let st = unsafe { st.assume_init() };
-    let frsize = u64::from(st.f_frsize);
+    // 64-bit Linux: the statvfs fields are u64.
+    let frsize = st.f_frsize;
     Ok(FsUsage {
-        total: u64::from(st.f_blocks) * frsize,
-        free: u64::from(st.f_bfree) * frsize,
-        avail: u64::from(st.f_bavail) * frsize,
+        total: st.f_blocks * frsize,
+        free: st.f_bfree * frsize,
+        avail: st.f_bavail * frsize,
     })
 }
 
