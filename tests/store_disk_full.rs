@@ -145,6 +145,8 @@ fn a_full_disk_refuses_sends_keeps_pulls_and_recovers_without_restart() {
              storePathCommitLog={root}/commitlog\n\
              mapedFileSizeCommitLog=2097152\n\
              mapedFileSizeConsumeQueue=60000\n\
+             diskSpaceWarningLevelRatio=90\n\
+             diskSpaceCleanForciblyRatio=85\n\
              cleanResourceInterval=200\n\
              cleanFileForciblyEnable=false\n\
              fileReservedTime=0\n\

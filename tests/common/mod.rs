@@ -238,6 +238,8 @@ impl Cluster {
         )
         .expect("write namesrv.properties");
         let store = dir.path.join("store");
+        // The disk guard is off (ratios 100): the test machines share a disk that is often
+        // over upstream's 90 % refusal ratio (tests/store_disk_full.rs tests the guard).
         let br_conf = dir.file("broker.properties");
         fs::write(
             &br_conf,
@@ -246,7 +248,8 @@ impl Cluster {
                  brokerRole=ASYNC_MASTER\nflushDiskType={}\nlistenPort={broker_port}\n\
                  brokerIP1=127.0.0.1\nstorePathRootDir={}\nstorePathCommitLog={}\n\
                  autoCreateTopicEnable=true\ndefaultTopicQueueNums=4\n\
-                 namesrvAddr=127.0.0.1:{namesrv_port}\n",
+                 namesrvAddr=127.0.0.1:{namesrv_port}\n\
+                 diskSpaceWarningLevelRatio=100\ndiskSpaceCleanForciblyRatio=100\n",
                 flush.as_str(),
                 store.display(),
                 store.join("commitlog").display()
