@@ -127,8 +127,10 @@ impl ShardIndex {
         cfg.validate()?;
         let geo = cfg.geometry();
         let dir = cfg.dir.join(shard.0.to_string());
-        // Open time: the shard serves nothing yet (as io.rs does for its directories).
-        std::fs::create_dir_all(&dir).map_err(|e| StoreError::io("create dir", &dir, e))?;
+        // Before any file of this directory's device is opened on this executor (io.rs: the
+        // ext4 polled-read probe; without it the shard's reads can hang or fail). Also creates
+        // the directory. Open time: the shard serves nothing yet.
+        super::io::ensure_dma_reads_work(&dir).await?;
         let mut names: Vec<String> = std::fs::read_dir(&dir)
             .map_err(|e| StoreError::io("list dir", &dir, e))?
             .filter_map(|e| e.ok()?.file_name().into_string().ok())
@@ -154,11 +156,16 @@ impl ShardIndex {
                 });
             }
             let head = read_exact(&file, &path, 0, HEADER_LEN as usize).await?;
-            let header = IndexHeader::decode(&head).ok_or_else(|| StoreError::Corrupt {
+            let mut header = IndexHeader::decode(&head).ok_or_else(|| StoreError::Corrupt {
                 path: path.display().to_string(),
                 offset: 0,
                 reason: "short index header".into(),
             })?;
+            if header.index_count < 1 {
+                // The header was never written (crash during the file's first flush): the
+                // file holds nothing the checkpoint relies on; start it over.
+                header = IndexHeader::fresh(0, 0);
+            }
             files.push(FileState {
                 created_ms: name.parse().unwrap_or(0),
                 path,
@@ -215,7 +222,7 @@ impl ShardIndex {
             if (0..count).contains(&v) {
                 continue;
             }
-            while v >= count {
+            while v >= count && v > 0 {
                 let e = read_entry(&file, &f.path, self.geo, v).await?;
                 v = if e.prev < v { e.prev } else { 0 };
             }
