@@ -387,10 +387,15 @@ impl ShardIndex {
                 return Ok(());
             };
             let n_entries = t.pending.len() / ENTRY_LEN as usize;
-            let pages: Vec<(u64, Vec<u8>)> = std::mem::take(&mut t.dirty_pages)
-                .into_iter()
-                .map(|p| t.slot_page(p))
-                .collect();
+            // Adjacent dirty pages become one write.
+            let mut pages: Vec<(u64, Vec<u8>)> = Vec::new();
+            for p in std::mem::take(&mut t.dirty_pages) {
+                let (pos, bytes) = t.slot_page(p);
+                match pages.last_mut() {
+                    Some((at, run)) if *at + run.len() as u64 == pos => run.extend(bytes),
+                    _ => pages.push((pos, bytes)),
+                }
+            }
             t.header_dirty = false;
             (
                 self.geo
