@@ -258,7 +258,7 @@ fn retention_deletes_old_index_files_and_disabled_index_is_empty() {
         let n = s.index().delete_index_files_below(u64::MAX).await.unwrap();
         assert_eq!(n, before - 1, "all but the newest");
         index_file(&dir, 0); // exactly one left
-        // Old keys are gone, the newest still answer.
+                             // Old keys are gone, the newest still answer.
         assert!(bodies(&s, "T", "k0", 64).await.is_empty());
         assert_eq!(
             bodies(&s, "T", "k29", 64).await,
