@@ -684,8 +684,20 @@ impl ShardStore {
         Ok(res)
     }
 
-    /// This shard's index (the retention helper calls `delete_index_files_below` on it).
+    /// This shard's index.
     pub fn index(&self) -> &ShardIndex {
         &self.index
+    }
+
+    /// Retention hook: deletes this shard's full index files whose every entry points below
+    /// `global_phys_offset` (this shard's new commit-log minimum, as a GLOBAL offset). The file
+    /// being filled is never deleted. Returns how many files went.
+    pub async fn delete_index_files_below(
+        &self,
+        global_phys_offset: u64,
+    ) -> Result<usize, StoreError> {
+        self.index
+            .delete_index_files_below(global_phys_offset)
+            .await
     }
 }

@@ -255,7 +255,7 @@ fn retention_deletes_old_index_files_and_disabled_index_is_empty() {
         let before = s.index().file_count();
         assert!(before >= 3);
         assert_eq!(s.index().delete_index_files_below(0).await.unwrap(), 0);
-        let n = s.index().delete_index_files_below(u64::MAX).await.unwrap();
+        let n = s.delete_index_files_below(u64::MAX).await.unwrap();
         assert_eq!(n, before - 1, "all but the newest");
         index_file(&dir, 0); // exactly one left
                              // Old keys are gone, the newest still answer.
