@@ -8,7 +8,7 @@ use crate::remoting::code::{request, response};
 use crate::remoting::header::{self, FieldValue};
 use crate::remoting::RemotingCommand;
 
-use super::handlers::{admin, consumer, pull, send, send_back};
+use super::handlers::{admin, consumer, pull, query, send, send_back};
 use super::{BrokerError, BrokerShard};
 
 /// The broker's `net::Handler`: one per shard.
@@ -56,6 +56,8 @@ impl Handler for BrokerService {
             request::GET_BROKER_CONFIG => admin::broker_config(shard, &req),
             request::UPDATE_AND_CREATE_SUBSCRIPTIONGROUP => admin::create_group(shard, &req).await,
             request::GET_TOPIC_STATS_INFO => admin::topic_stats(shard, &req).await,
+            request::QUERY_MESSAGE => query::query_message(shard, &req).await,
+            request::VIEW_MESSAGE_BY_ID => query::view_message(shard, &req).await,
             _ => Ok(Some(not_supported(&req))),
         };
         match result {

@@ -160,6 +160,13 @@ pub fn from_config(c: &crate::config::BrokerConfig) -> Result<BrokerSettings, St
             group_commit_max_bytes: usize::try_from(c.shardmq.group_commit_max_bytes)
                 .unwrap_or(1 << 20),
             read_cache_bytes: usize::try_from(c.shardmq.read_cache_bytes).unwrap_or(64 << 20),
+            index: crate::store::IndexConfig {
+                dir: s.store_path_index.clone(),
+                max_hash_slot_num: s.max_hash_slot_num,
+                max_index_num: s.max_index_num,
+                enable: s.message_index_enable,
+                safe: s.message_index_safe,
+            },
         },
         retention: RetentionConfig::from_config(s),
         config_text: c.print_all(),

@@ -7,7 +7,8 @@
 //! offset        size  field                              (big-endian)
 //!   0             8   physicMsgTimestamp  i64  (upstream; written by shard 0)
 //!   8             8   logicsMsgTimestamp  i64  (upstream; written by shard 0)
-//!  16             8   indexMsgTimestamp   i64  (upstream; always 0 here: no index yet)
+//!  16             8   indexMsgTimestamp   i64  (upstream; shard 0's index end timestamp as last
+//!                                                   flushed, see index.rs)
 //!  24            40   reserved (5.x puts masterFlushedOffset/confirmPhyOffset at 24/32)
 //!  64 + 32*s     32   slot of shard s (s < SLOT_COUNT):
 //!    +0           8     flushed_offset     u64  local commit-log offset known durable
@@ -87,6 +88,7 @@ pub struct Checkpoint {
     file: BufferedFile,
     path: PathBuf,
     shard: u16,
+    index_timestamp: std::cell::Cell<i64>,
 }
 
 impl Checkpoint {
@@ -122,6 +124,7 @@ impl Checkpoint {
             file,
             path: path.to_path_buf(),
             shard,
+            index_timestamp: std::cell::Cell::new(0),
         })
     }
 
@@ -137,6 +140,11 @@ impl Checkpoint {
             .await
             .map_err(io_err("read checkpoint", &self.path))?;
         Ok(decode_slot(&r))
+    }
+
+    /// The `indexMsgTimestamp` the next `write` records (shard 0 only writes it).
+    pub fn set_index_timestamp(&self, ts: i64) {
+        self.index_timestamp.set(ts);
     }
 
     /// Upstream's physicMsgTimestamp (offset 0), for information.
@@ -162,7 +170,7 @@ impl Checkpoint {
             let mut head = Vec::with_capacity(24);
             head.extend_from_slice(&slot.last_store_timestamp.to_be_bytes());
             head.extend_from_slice(&slot.last_store_timestamp.to_be_bytes());
-            head.extend_from_slice(&0i64.to_be_bytes());
+            head.extend_from_slice(&self.index_timestamp.get().to_be_bytes());
             self.file
                 .write_at(head, 0)
                 .await

@@ -165,6 +165,7 @@ pub struct ShardStore {
     pub(crate) log: RefCell<Log>,
     pub(crate) queues: RefCell<HashMap<(String, u32), Queue>>,
     pub(crate) checkpoint: Checkpoint,
+    pub(crate) index: super::index::ShardIndex,
     pub(crate) shard_dir: PathBuf,
     stats: Cell<StoreStats>,
     notify: Rc<Notify>,
@@ -194,7 +195,8 @@ impl ShardStore {
         abnormal: bool,
     ) -> Result<Rc<ShardStore>, StoreError> {
         cfg.validate()?;
-        let r = super::recovery::recover(&cfg, shard, abnormal).await?;
+        let index = super::index::ShardIndex::open(&cfg.index, shard).await?;
+        let r = super::recovery::recover(&cfg, shard, abnormal, &index).await?;
         let mut log = Log::new(r.segments, r.end, r.tail);
         log.last_store_timestamp = r.last_store_timestamp;
         log.synced_store_timestamp = r.last_store_timestamp;
@@ -213,6 +215,7 @@ impl ShardStore {
             log: RefCell::new(log),
             queues: RefCell::new(r.queues),
             checkpoint: r.checkpoint,
+            index,
             shard_dir: r.shard_dir,
             notify: Rc::new(Notify::default()),
             listener: RefCell::new(None),
@@ -692,6 +695,7 @@ impl ShardStore {
         {
             let mut log = self.log.borrow_mut();
             for c in batch.chunks {
+                self.index.dispatch_bytes(c.pos, &c.bytes);
                 log.cache_bytes += c.bytes.len();
                 log.cache.push_back((c.pos, Bytes::from(c.bytes)));
             }
@@ -776,6 +780,9 @@ impl ShardStore {
             )
         };
         write_cq_units(&self.queues, writes).await?;
+        self.index.flush().await?;
+        self.checkpoint
+            .set_index_timestamp(self.index.flushed_timestamp());
         let slot = ShardSlot {
             flushed_offset: flushed,
             dispatched_offset: dispatched.min(flushed),

@@ -12,12 +12,18 @@
 //!
 //! Modules: `record` (pure record layout), `consume_queue` (20-byte units), `checkpoint`
 //! (checkpoint + abort marker), `io` (glommio files, the ext4 probe), `commitlog` (appender,
-//! flusher, reads), `recovery` (startup scan), `retention` (file deletion, disk-full state).
+//! flusher, reads), `recovery` (startup scan), `retention` (file deletion, disk-full state),
+//! `index_format` (pure index file layout) and `index` (the per-shard key index: files,
+//! dispatch hook, queries).
 
 pub mod checkpoint;
 pub mod commitlog;
 pub mod consume_queue;
 pub mod faults;
+pub mod index;
+pub mod index_format;
+#[cfg(test)]
+mod index_tests;
 pub mod io;
 mod reader;
 pub mod record;
@@ -34,6 +40,7 @@ use bytes::Bytes;
 
 pub use checkpoint::{abort_exists, create_abort, remove_abort};
 pub use commitlog::{ArrivalListener, ShardStore};
+pub use index::{IndexConfig, QueryMessageResult, ShardIndex};
 pub use retention::RetentionConfig;
 
 /// Bits of a global physical offset that hold the shard-local offset.
@@ -59,6 +66,8 @@ pub struct StoreConfig {
     pub max_message_size: u32,
     pub group_commit_max_bytes: usize,
     pub read_cache_bytes: usize,
+    /// The message-key index (index.rs).
+    pub index: IndexConfig,
 }
 
 impl StoreConfig {
@@ -87,6 +96,7 @@ impl StoreConfig {
                 self.consume_queue_file_size
             )));
         }
+        self.index.validate()?;
         if self.group_commit_max_bytes == 0 {
             return Err(StoreError::Config(
                 "group_commit_max_bytes must be > 0".into(),

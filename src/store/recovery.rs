@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 use super::checkpoint::Checkpoint;
 use super::commitlog::{write_cq_units, Queue, Segment};
 use super::consume_queue::{ConsumeQueue, CqEntry, CqWrite};
+use super::index::ShardIndex;
 use super::io::{
     align_down, align_up, ensure_dma_reads_work, gio_err, list_dirs, list_numbered_files, open_dma,
 };
@@ -41,6 +42,7 @@ pub(crate) async fn recover(
     cfg: &StoreConfig,
     shard: ShardId,
     abnormal: bool,
+    index: &ShardIndex,
 ) -> Result<Recovered, StoreError> {
     let shard_dir = cfg.commitlog_dir.join(shard.0.to_string());
     // Before any other DMA file of this shard is opened (see io.rs).
@@ -66,6 +68,11 @@ pub(crate) async fn recover(
         }
         None => (first, 0),
     };
+    // messageIndexSafe: the index, too, must be re-fed from its own durable end.
+    let scan_from = match index.safe_rescan_from() {
+        Some(i) if abnormal => scan_from.min(align_down_to(i, fs).max(first)),
+        _ => scan_from,
+    };
     if abnormal {
         tracing::warn!(
             shard = shard.0,
@@ -78,6 +85,7 @@ pub(crate) async fn recover(
         fs,
         cfg,
         queues: &mut queues,
+        index,
         last_ts: 0,
     };
     let end = match scan.run(&segments, scan_from).await {
@@ -208,6 +216,7 @@ struct Scan<'a> {
     fs: u64,
     cfg: &'a StoreConfig,
     queues: &'a mut Queues,
+    index: &'a ShardIndex,
     last_ts: i64,
 }
 
@@ -245,6 +254,7 @@ impl Scan<'_> {
                         let size = r.total_size;
                         let ts = r.store_timestamp;
                         self.dispatch(&r, pos)?;
+                        self.index.add_record(&r, global_offset(self.shard, pos));
                         self.last_ts = ts;
                         pos += u64::from(size);
                     }

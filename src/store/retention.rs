@@ -550,8 +550,8 @@ impl ShardStore {
                 }
             }
         }
-        // TODO(store-index): delete index files whose endPhyOffset is below the new minimum,
-        // once src/store/index.rs is merged: `self.delete_index_files_below(min_phys).await?;`
+        // Index files that only point below the new minimum go with them.
+        deleted += self.delete_index_files_below(min_phys).await?;
         self.retention.last_cq_min_phys.set(min_phys);
         Ok(deleted)
     }

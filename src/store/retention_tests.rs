@@ -43,6 +43,13 @@ fn store_cfg(dir: &Path) -> StoreConfig {
         max_message_size: 8192,
         group_commit_max_bytes: 1 << 20,
         read_cache_bytes: 0,
+        index: crate::store::IndexConfig {
+            dir: dir.join("index"),
+            max_hash_slot_num: 64,
+            max_index_num: 32,
+            enable: true,
+            safe: false,
+        },
     }
 }
 

@@ -38,6 +38,13 @@ fn cfg(dir: &Path, mode: FlushMode) -> StoreConfig {
         max_message_size: 8192,
         group_commit_max_bytes: 1 << 20,
         read_cache_bytes: 0, // every read goes to disk unless a test says otherwise
+        index: IndexConfig {
+            dir: dir.join("index"),
+            max_hash_slot_num: 64,
+            max_index_num: 32,
+            enable: true,
+            safe: false,
+        },
     }
 }
 

@@ -1,0 +1,339 @@
+//! Index tests through `ShardStore` on a real-disk directory (target/test-tmp): keys found after
+//! rollover, clean restart, crash (index not flushed), lost index files (`messageIndexSafe`),
+//! retention deletion, and the checkpoint's index timestamp.
+
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use bytes::Bytes;
+
+use super::index_format::{Geometry, IndexHeader, HEADER_LEN};
+use super::record::{self, Decoded};
+use super::*;
+
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+/// Removes the test's directory when the test ends (also on panic).
+struct Cleanup(PathBuf);
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn test_dir(name: &str) -> PathBuf {
+    let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+    let d = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("target/test-tmp")
+        .join(format!("idx-{name}-{}-{n}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn cfg(dir: &Path) -> StoreConfig {
+    StoreConfig {
+        commitlog_dir: dir.join("commitlog"),
+        consume_queue_dir: dir.join("consumequeue"),
+        checkpoint_path: dir.join("checkpoint"),
+        commitlog_file_size: 64 * 1024,
+        consume_queue_file_size: 20 * 50,
+        flush_mode: FlushMode::Sync,
+        flush_interval_ms: 20,
+        sync_flush_timeout_ms: 10_000,
+        max_message_size: 8192,
+        group_commit_max_bytes: 1 << 20,
+        read_cache_bytes: 0,
+        index: IndexConfig {
+            dir: dir.join("index"),
+            max_hash_slot_num: 16,
+            max_index_num: 32,
+            enable: true,
+            safe: false,
+        },
+    }
+}
+
+fn run<F, Fut, T>(f: F) -> T
+where
+    F: FnOnce() -> Fut + Send + 'static,
+    Fut: Future<Output = T> + 'static,
+    T: Send + 'static,
+{
+    glommio::LocalExecutorBuilder::default()
+        .spawn(f)
+        .unwrap()
+        .join()
+        .unwrap()
+}
+
+/// Message `i`: KEYS "k<i> common", UNIQ_KEY "U<i>", body "body-<i>".
+async fn put_keyed(s: &ShardStore, topic: &str, from: usize, n: usize) {
+    for i in from..from + n {
+        let props = format!("KEYS\u{1}k{i} common\u{2}UNIQ_KEY\u{1}U{i}\u{2}WAIT\u{1}true");
+        let b = PutBatch {
+            topic: topic.into(),
+            queue_id: (i % 3) as u32,
+            sys_flag: 0,
+            born_timestamp: 1_700_000_000_000,
+            born_host: "127.0.0.1:50000".parse().unwrap(),
+            store_host: "127.0.0.1:10911".parse().unwrap(),
+            reconsume_times: 0,
+            prepared_tx_offset: 0,
+            messages: vec![PutMessage {
+                body: Bytes::from(format!("body-{i}")),
+                flag: 0,
+                properties: props,
+                tags_code: 0,
+            }],
+            wait_durable: true,
+        };
+        s.put(b).await.unwrap();
+    }
+}
+
+async fn bodies(s: &ShardStore, topic: &str, key: &str, max: usize) -> Vec<String> {
+    let r = s.query_message(topic, key, max, 0, i64::MAX).await.unwrap();
+    r.records
+        .iter()
+        .map(|rec| {
+            let Ok(Decoded::Record(v)) = record::check(rec) else {
+                panic!("not a record")
+            };
+            assert_eq!(v.topic, topic);
+            String::from_utf8(v.body.to_vec()).unwrap()
+        })
+        .collect()
+}
+
+async fn assert_all_found(s: &ShardStore, n: usize) {
+    for i in [0, 1, n / 2, n - 1] {
+        assert_eq!(
+            bodies(s, "T", &format!("k{i}"), 64).await,
+            vec![format!("body-{i}")]
+        );
+        assert_eq!(
+            bodies(s, "T", &format!("U{i}"), 32).await,
+            vec![format!("body-{i}")]
+        );
+    }
+    let all = bodies(s, "T", "common", 64).await;
+    assert_eq!(all.len(), n, "every message under the shared key");
+    assert_eq!(all[0], format!("body-{}", n - 1), "newest first");
+    assert!(bodies(s, "Other", "k1", 64).await.is_empty());
+    assert!(bodies(s, "T", "nope", 64).await.is_empty());
+}
+
+#[test]
+fn keys_found_across_rollover_and_clean_restart() {
+    let dir = test_dir("roll");
+    let _cleanup = Cleanup(dir.clone());
+    run(move || async move {
+        let s = ShardStore::open(cfg(&dir), ShardId(1), false)
+            .await
+            .unwrap();
+        put_keyed(&s, "T", 0, 40).await; // 120 keys, 31 per file
+        assert!(s.index().file_count() >= 4);
+        assert_all_found(&s, 40).await;
+        let r = s.query_message("T", "k3", 64, 0, i64::MAX).await.unwrap();
+        assert!(
+            r.index_last_update_phyoffset >> LOCAL_OFFSET_BITS == 1,
+            "global offsets"
+        );
+        assert!(r.index_last_update_timestamp > 0);
+        // A time range after every message finds nothing.
+        let later = crate::runtime::now_ms() + 3_600_000;
+        let r = s
+            .query_message("T", "k3", 64, later, i64::MAX)
+            .await
+            .unwrap();
+        assert!(r.records.is_empty());
+        // maxNum caps the result.
+        assert_eq!(bodies(&s, "T", "common", 5).await.len(), 5);
+        s.shutdown().await.unwrap();
+        drop(s);
+
+        // Files on disk: upstream's size, header counts consistent.
+        let geo = Geometry {
+            slots: 16,
+            max_entries: 32,
+        };
+        let idir = dir.join("index/1");
+        let mut names: Vec<_> = std::fs::read_dir(&idir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| {
+                p.file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(super::index_format::is_file_name)
+            })
+            .collect();
+        names.sort();
+        assert!(names.len() >= 4);
+        let mut total = 0;
+        for p in &names {
+            let b = std::fs::read(p).unwrap();
+            assert_eq!(b.len() as u64, geo.file_size());
+            let h = IndexHeader::decode(&b[..HEADER_LEN as usize]).unwrap();
+            total += h.index_count - 1;
+        }
+        assert_eq!(total, 120);
+
+        let s = ShardStore::open(cfg(&dir), ShardId(1), false)
+            .await
+            .unwrap();
+        assert_all_found(&s, 40).await;
+        put_keyed(&s, "T", 40, 5).await;
+        assert_all_found(&s, 45).await;
+        s.shutdown().await.unwrap();
+    });
+}
+
+#[test]
+fn crash_before_index_flush_reindexes_from_the_log() {
+    let dir = test_dir("crash");
+    let _cleanup = Cleanup(dir.clone());
+    let d2 = dir.clone();
+    run(move || async move {
+        let s = ShardStore::open(cfg(&d2), ShardId(0), false).await.unwrap();
+        put_keyed(&s, "T", 0, 12).await;
+        s.shutdown().await.unwrap();
+        drop(s);
+        let s = ShardStore::open(cfg(&d2), ShardId(0), false).await.unwrap();
+        put_keyed(&s, "T", 12, 15).await;
+        // Simulated kill -9: no shutdown; the last puts' index entries were never flushed.
+        drop(s);
+    });
+    run(move || async move {
+        let s = ShardStore::open(cfg(&dir), ShardId(0), true).await.unwrap();
+        assert_all_found(&s, 27).await;
+        s.shutdown().await.unwrap();
+        drop(s);
+        // The checkpoint's indexMsgTimestamp (offset 16, written by shard 0) advanced.
+        let cp = std::fs::read(dir.join("checkpoint")).unwrap();
+        let ts = i64::from_be_bytes(cp[16..24].try_into().unwrap());
+        assert!(ts > 1_600_000_000_000, "index timestamp {ts}");
+    });
+}
+
+#[test]
+fn lost_index_rebuilt_when_message_index_safe() {
+    let dir = test_dir("safe");
+    let _cleanup = Cleanup(dir.clone());
+    let d2 = dir.clone();
+    run(move || async move {
+        let s = ShardStore::open(cfg(&d2), ShardId(2), false).await.unwrap();
+        put_keyed(&s, "T", 0, 20).await;
+        drop(s); // crash
+    });
+    std::fs::remove_dir_all(dir.join("index")).unwrap();
+    run(move || async move {
+        let mut c = cfg(&dir);
+        c.index.safe = true;
+        let s = ShardStore::open(c, ShardId(2), true).await.unwrap();
+        assert_all_found(&s, 20).await;
+        s.shutdown().await.unwrap();
+    });
+}
+
+#[test]
+fn retention_deletes_old_index_files_and_disabled_index_is_empty() {
+    let dir = test_dir("ret");
+    let _cleanup = Cleanup(dir.clone());
+    run(move || async move {
+        let s = ShardStore::open(cfg(&dir), ShardId(0), false)
+            .await
+            .unwrap();
+        put_keyed(&s, "T", 0, 30).await;
+        s.shutdown().await.unwrap();
+        drop(s);
+        let s = ShardStore::open(cfg(&dir), ShardId(0), false)
+            .await
+            .unwrap();
+        let before = s.index().file_count();
+        assert!(before >= 3);
+        assert_eq!(s.index().delete_index_files_below(0).await.unwrap(), 0);
+        let n = s.delete_index_files_below(u64::MAX).await.unwrap();
+        assert_eq!(n, before - 1, "all but the newest");
+        index_file(&dir, 0); // exactly one left
+                             // Old keys are gone, the newest still answer.
+        assert!(bodies(&s, "T", "k0", 64).await.is_empty());
+        assert_eq!(
+            bodies(&s, "T", "k29", 64).await,
+            vec!["body-29".to_string()]
+        );
+        s.shutdown().await.unwrap();
+        drop(s);
+
+        let mut c = cfg(&dir.join("off"));
+        c.index.enable = false;
+        let s = ShardStore::open(c, ShardId(0), false).await.unwrap();
+        put_keyed(&s, "T", 0, 3).await;
+        assert!(bodies(&s, "T", "k1", 64).await.is_empty());
+        assert_eq!(s.index().file_count(), 0);
+        s.shutdown().await.unwrap();
+    });
+}
+
+/// The only index file of shard `shard` under `dir`.
+fn index_file(dir: &Path, shard: u16) -> PathBuf {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir.join(format!("index/{shard}")))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(super::index_format::is_file_name)
+        })
+        .collect();
+    v.sort();
+    assert_eq!(v.len(), 1, "{v:?}");
+    v.remove(0)
+}
+
+#[test]
+fn stale_header_after_crash_is_repaired_and_reindexed() {
+    let dir = test_dir("stale");
+    let _cleanup = Cleanup(dir.clone());
+    let mut c = cfg(&dir);
+    c.index.max_index_num = 400; // one file
+    let (c1, c2) = (c.clone(), c.clone());
+    run(move || async move {
+        let s = ShardStore::open(c1, ShardId(0), false).await.unwrap();
+        put_keyed(&s, "T", 0, 10).await;
+        s.shutdown().await.unwrap();
+    });
+    let f = index_file(&dir, 0);
+    let old_header = std::fs::read(&f).unwrap()[..HEADER_LEN as usize].to_vec();
+    run(move || async move {
+        let s = ShardStore::open(c2, ShardId(0), false).await.unwrap();
+        put_keyed(&s, "T", 10, 10).await;
+        s.shutdown().await.unwrap();
+    });
+    // A crash after the entries and slots of the second run were written but before its
+    // header was: slots now name entries beyond the header's count.
+    {
+        use std::os::unix::fs::FileExt;
+        let file = std::fs::OpenOptions::new().write(true).open(&f).unwrap();
+        file.write_all_at(&old_header, 0).unwrap();
+    }
+    let c3 = c.clone();
+    run(move || async move {
+        let s = ShardStore::open(c3, ShardId(0), true).await.unwrap();
+        assert_all_found(&s, 20).await;
+        s.shutdown().await.unwrap();
+    });
+    // A header that was never written at all (crash during the first flush of a file).
+    {
+        use std::os::unix::fs::FileExt;
+        let file = std::fs::OpenOptions::new().write(true).open(&f).unwrap();
+        file.write_all_at(&[0u8; HEADER_LEN as usize], 0).unwrap();
+    }
+    run(move || async move {
+        let s = ShardStore::open(c, ShardId(0), true).await.unwrap();
+        assert_all_found(&s, 20).await;
+        s.shutdown().await.unwrap();
+    });
+}
