@@ -27,6 +27,7 @@ use glommio::io::DmaFile;
 
 use super::checkpoint::{Checkpoint, ShardSlot};
 use super::consume_queue::{self, ConsumeQueue, CqEntry, CqWrite};
+use super::faults;
 use super::io::{align_down, align_up, create_dma_full, gio_err, segment_name, DMA_ALIGN};
 use super::record::{self, RecordFields, BLANK_LEN, PROPERTIES_LEN_MAX, TOPIC_LEN_MAX};
 use super::{
@@ -172,6 +173,8 @@ pub struct ShardStore {
     listener: RefCell<Option<Rc<ArrivalListener>>>,
     segment_lock: glommio::sync::Semaphore,
     cq_lock: glommio::sync::Semaphore,
+    /// Armed fault points (`SHARDMQ_FAULTS`, see faults.rs); none in production.
+    pub(crate) faults: faults::Faults,
 }
 
 impl std::fmt::Debug for ShardStore {
@@ -193,6 +196,14 @@ impl ShardStore {
         abnormal: bool,
     ) -> Result<Rc<ShardStore>, StoreError> {
         cfg.validate()?;
+        let faults = faults::Faults::from_env().map_err(|e| StoreError::Config(e.to_string()))?;
+        if faults.any() {
+            tracing::warn!(
+                shard = shard.0,
+                ?faults,
+                "store fault points armed (SHARDMQ_FAULTS)"
+            );
+        }
         let r = super::recovery::recover(&cfg, shard, abnormal).await?;
         let mut log = Log::new(r.segments, r.end, r.tail);
         log.last_store_timestamp = r.last_store_timestamp;
@@ -217,6 +228,7 @@ impl ShardStore {
             listener: RefCell::new(None),
             segment_lock: glommio::sync::Semaphore::new(1),
             cq_lock: glommio::sync::Semaphore::new(1),
+            faults,
         });
         if store.log.borrow().segments.is_empty() {
             store.ensure_next_segment(r.end).await?;
@@ -270,6 +282,10 @@ impl ShardStore {
         };
         self.notify.notify();
         self.maybe_preallocate();
+        if self.faults.ack_before_durable {
+            // CANARY (faults.rs): acknowledge before any write, so a kill -9 loses acked data.
+            return Ok(result);
+        }
         let timeout = Duration::from_millis(self.cfg.sync_flush_timeout_ms.max(1));
         let outcome = futures_lite::future::or(async { Some(rx.await) }, async {
             glommio::timer::sleep(timeout).await;
