@@ -518,3 +518,128 @@ fn kill9_loop_catches_a_broker_that_acks_before_durable() {
         o.acked
     );
 }
+
+/// SEND_MESSAGE (10) of message `i` to one queue through the harness's remoting client; returns
+/// the queue offset the broker acknowledged.
+fn send_one(broker: &str, topic: &str, qid: u32, i: u64) -> u64 {
+    let q = qid.to_string();
+    let props = format!(
+        "KEYS\u{1}{KEY_PREFIX}{i}\u{2}seq\u{1}{i}\u{2}TAGS\u{1}TagA\u{2}WAIT\u{1}true\u{2}"
+    );
+    let ext = [
+        ("producerGroup", "shard_count_pg"),
+        ("topic", topic),
+        ("defaultTopic", "TBW102"),
+        ("defaultTopicQueueNums", "8"),
+        ("queueId", q.as_str()),
+        ("sysFlag", "0"),
+        ("bornTimestamp", "1700000000000"),
+        ("flag", "0"),
+        ("properties", props.as_str()),
+        ("reconsumeTimes", "0"),
+        ("unitMode", "false"),
+        ("batch", "false"),
+    ];
+    let r = request(broker, 10, &ext, &expected_body(i)).unwrap();
+    assert_eq!(r.code, 0, "send {i} to queue {qid}: {:?}", r.remark);
+    assert_eq!(r.ext["queueId"], q);
+    r.ext["queueOffset"].parse().unwrap()
+}
+
+fn set_shard_count(c: &Cluster, n: Option<u16>) {
+    let path = c.dir.file("broker.properties");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let mut lines: Vec<String> = text
+        .lines()
+        .filter(|l| !l.starts_with("shardCount="))
+        .map(str::to_string)
+        .collect();
+    if let Some(n) = n {
+        lines.push(format!("shardCount={n}"));
+    }
+    std::fs::write(&path, lines.join("\n") + "\n").unwrap();
+}
+
+fn assert_all_there(c: &Cluster, topic: &str, sent: &[(u64, u32, u64)], what: &str) {
+    let mut stored = HashMap::new();
+    for q in 0..8 {
+        stored.insert(q, pull_queue(&c.broker_addr(), topic, q, 0).unwrap());
+    }
+    for &(i, q, off) in sent {
+        let s = stored[&q]
+            .get(&off)
+            .unwrap_or_else(|| panic!("{what}: message {i} missing at {q}:{off}"));
+        assert_eq!(s.i, i, "{what}: queue {q}@{off}");
+        assert!(s.body_ok, "{what}: body of {i}");
+    }
+    let total: usize = stored.values().map(BTreeMap::len).sum();
+    assert_eq!(total, sent.len(), "{what}: nothing more, nothing less");
+}
+
+/// DESIGN §2: the store's persisted shard count wins. Created with 3 shards, killed, restarted
+/// configured for 2: every queue and message is found; stopped cleanly, restarted with the
+/// default count: still all there, and new sends continue every queue's offsets.
+#[test]
+fn restart_with_another_shard_count_finds_every_queue() {
+    let mut c = Cluster::start_with("shard_count", Flush::Sync, "shardCount=3\n", &[]);
+    let topic = "shard_count_topic";
+    c.create_topic(topic, 8);
+    let mut sent = Vec::new();
+    let mut i = 0;
+    let mut send_round = |c: &Cluster, sent: &mut Vec<(u64, u32, u64)>, per_queue: u64| {
+        for q in 0..8u32 {
+            for _ in 0..per_queue {
+                let off = send_one(&c.broker_addr(), topic, q, i);
+                sent.push((i, q, off));
+                i += 1;
+            }
+        }
+    };
+    send_round(&c, &mut sent, 5);
+    // Topic config must be on disk before a kill (it is written periodically).
+    let topics_json = c.dir.path.join("store/config/topics.json");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !std::fs::read_to_string(&topics_json)
+        .unwrap_or_default()
+        .contains(topic)
+    {
+        assert!(
+            Instant::now() < deadline,
+            "topic never reached {topics_json:?}"
+        );
+        sleep(Duration::from_millis(50));
+    }
+    c.kill9_broker();
+    set_shard_count(&c, Some(2));
+    c.start_broker();
+    assert_all_there(
+        &c,
+        topic,
+        &sent,
+        "after kill -9, restarted with shardCount=2",
+    );
+    send_round(&c, &mut sent, 3);
+    let st = c.stop_broker();
+    assert!(st.success(), "clean stop: {st}");
+    set_shard_count(&c, None);
+    c.start_broker();
+    assert_all_there(
+        &c,
+        topic,
+        &sent,
+        "after a clean stop, restarted with the default count",
+    );
+    let log = std::fs::read_to_string(&c.broker.log).unwrap();
+    assert!(
+        log.contains("keeping the persisted one"),
+        "the broker should say it kept the persisted shard count"
+    );
+    // Offsets continue in every queue (they were 0..8 per queue so far).
+    for q in 0..8u32 {
+        assert_eq!(
+            send_one(&c.broker_addr(), topic, q, 1_000_000 + u64::from(q)),
+            8
+        );
+    }
+    let _ = c.stop_broker();
+}
