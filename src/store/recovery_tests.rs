@@ -201,8 +201,7 @@ async fn recover_and_check(base: &Path, work: &Path, recs: &[Rec], at: u64, tail
     };
     let want_end = recs
         .iter()
-        .filter(|r| r.pos + r.size <= at)
-        .last()
+        .rfind(|r| r.pos + r.size <= at)
         .map_or(0, |r| r.pos + r.size);
     assert_eq!(s.stats().max_local_offset, want_end, "{ctx}: recovered end");
     for qid in 0..2u32 {
