@@ -27,6 +27,7 @@ use glommio::io::DmaFile;
 
 use super::checkpoint::{Checkpoint, ShardSlot};
 use super::consume_queue::{self, ConsumeQueue, CqEntry, CqWrite};
+use super::faults;
 use super::io::{align_down, align_up, create_dma_full, gio_err, segment_name, DMA_ALIGN};
 use super::record::{self, RecordFields, BLANK_LEN, PROPERTIES_LEN_MAX, TOPIC_LEN_MAX};
 use super::{
@@ -174,6 +175,8 @@ pub struct ShardStore {
     segment_lock: glommio::sync::Semaphore,
     pub(crate) cq_lock: glommio::sync::Semaphore,
     pub(crate) retention: super::retention::RetentionState,
+    /// Armed fault points (`SHARDMQ_FAULTS`, see faults.rs); none in production.
+    pub(crate) faults: faults::Faults,
 }
 
 impl std::fmt::Debug for ShardStore {
@@ -195,6 +198,14 @@ impl ShardStore {
         abnormal: bool,
     ) -> Result<Rc<ShardStore>, StoreError> {
         cfg.validate()?;
+        let faults = faults::Faults::from_env().map_err(|e| StoreError::Config(e.to_string()))?;
+        if faults.any() {
+            tracing::warn!(
+                shard = shard.0,
+                ?faults,
+                "store fault points armed (SHARDMQ_FAULTS)"
+            );
+        }
         let index = super::index::ShardIndex::open(&cfg.index, shard).await?;
         let r = super::recovery::recover(&cfg, shard, abnormal, &index).await?;
         let mut log = Log::new(r.segments, r.end, r.tail);
@@ -222,6 +233,7 @@ impl ShardStore {
             segment_lock: glommio::sync::Semaphore::new(1),
             cq_lock: glommio::sync::Semaphore::new(1),
             retention: super::retention::RetentionState::default(),
+            faults,
         });
         if store.log.borrow().segments.is_empty() {
             store.ensure_next_segment(r.end).await?;
@@ -278,6 +290,10 @@ impl ShardStore {
         };
         self.notify.notify();
         self.maybe_preallocate();
+        if self.faults.ack_before_durable {
+            // CANARY (faults.rs): acknowledge before any write, so a kill -9 loses acked data.
+            return Ok(result);
+        }
         let timeout = Duration::from_millis(self.cfg.sync_flush_timeout_ms.max(1));
         let outcome = futures_lite::future::or(async { Some(rx.await) }, async {
             glommio::timer::sleep(timeout).await;

@@ -8,6 +8,9 @@
 //! `min(dispatched_offset, flushed_offset)` of the slot, or the first file without a slot. If
 //! re-dispatch finds a consume queue missing entries older than the scan start (CQ files lost
 //! or lagging), the scan is repeated once from the first file.
+//! A record ends the log when it fails `record::check` (magic, lengths, body CRC), is not at
+//! its own physical offset, or has a NUL in its topic or properties (the unchecksummed tail
+//! torn: see `tail_plausible`).
 //! Runs once per shard at open, on the shard's executor, before any put.
 
 use std::collections::HashMap;
@@ -251,6 +254,9 @@ impl Scan<'_> {
                         if r.phys_offset as u64 != global_offset(self.shard, pos) {
                             return Ok(pos); // a record from an earlier life: not ours
                         }
+                        if !tail_plausible(&r) {
+                            return Ok(pos); // torn inside topic/properties (no CRC there)
+                        }
                         let size = r.total_size;
                         let ts = r.store_timestamp;
                         self.dispatch(&r, pos)?;
@@ -320,6 +326,13 @@ impl Scan<'_> {
         );
         Ok(())
     }
+}
+
+/// The record format's CRC covers only the body: a record whose last bytes (topic, properties)
+/// never reached the disk still decodes. Unwritten bytes read as zeros, and no client can put a
+/// NUL into a topic or a property string, so a NUL there marks a torn record.
+fn tail_plausible(r: &record::RecordView<'_>) -> bool {
+    !r.topic.as_bytes().contains(&0) && !r.properties.as_bytes().contains(&0)
 }
 
 /// TOTALSIZE from a record header, for sizing the next read.
@@ -409,3 +422,7 @@ async fn cut_log_tail(
     let w = read_window(seg, page, end - page).await?;
     Ok(Some((page, w.data[..(end - page) as usize].to_vec())))
 }
+
+#[cfg(test)]
+#[path = "recovery_tests.rs"]
+mod tests;

@@ -104,6 +104,8 @@ pub struct Server {
     pub log: PathBuf,
     child: Option<Child>,
     starts: u32,
+    /// Extra environment for every start (e.g. `SHARDMQ_FAULTS`).
+    pub envs: Vec<(String, String)>,
 }
 
 impl Server {
@@ -116,6 +118,7 @@ impl Server {
             log: dir.join(format!("{name}.log")),
             child: None,
             starts: 0,
+            envs: Vec::new(),
         }
     }
 
@@ -139,6 +142,7 @@ impl Server {
             .env("HOME", &self.home)
             .env("ROCKETMQ_HOME", &self.home)
             .env("RUST_BACKTRACE", "1")
+            .envs(self.envs.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdin(Stdio::null())
             .stdout(Stdio::from(log))
             .stderr(Stdio::from(err))
@@ -225,6 +229,17 @@ impl Cluster {
     /// Start `mqnamesrv` and a SYNC/ASYNC_FLUSH master `mqbroker`, and wait until the broker is
     /// registered (route of TBW102 answers SUCCESS).
     pub fn start(name: &str, flush: Flush) -> Cluster {
+        Cluster::start_with(name, flush, "", &[])
+    }
+
+    /// Like [`Cluster::start`], with extra broker properties (`key=value` lines) and extra
+    /// broker environment variables.
+    pub fn start_with(
+        name: &str,
+        flush: Flush,
+        extra_props: &str,
+        broker_env: &[(&str, &str)],
+    ) -> Cluster {
         let dir = TestDir::new(name);
         let namesrv_port = free_port();
         let broker_port = free_broker_port();
@@ -249,7 +264,7 @@ impl Cluster {
                  brokerIP1=127.0.0.1\nstorePathRootDir={}\nstorePathCommitLog={}\n\
                  autoCreateTopicEnable=true\ndefaultTopicQueueNums=4\n\
                  namesrvAddr=127.0.0.1:{namesrv_port}\n\
-                 diskSpaceWarningLevelRatio=100\ndiskSpaceCleanForciblyRatio=100\n",
+                 diskSpaceWarningLevelRatio=100\ndiskSpaceCleanForciblyRatio=100\n{extra_props}",
                 flush.as_str(),
                 store.display(),
                 store.join("commitlog").display()
@@ -273,6 +288,11 @@ impl Cluster {
             ],
             &dir.path,
         );
+        let mut broker = broker;
+        broker.envs = broker_env
+            .iter()
+            .map(|(k, v)| ((*k).to_string(), (*v).to_string()))
+            .collect();
         let mut c = Cluster {
             dir,
             namesrv_port,
