@@ -13,7 +13,8 @@ pub const MESSAGE_ILLEGAL_REMARK: &str = "the message is illegal, maybe msg body
 
 /// Start of the SERVICE_NOT_AVAILABLE remark of a store that refuses writes (upstream's
 /// "service not available now, …" wording, then why).
-pub const NOT_WRITABLE_REMARK: &str = "service not available now, the message store is not writable";
+pub const NOT_WRITABLE_REMARK: &str =
+    "service not available now, the message store is not writable";
 
 #[derive(Debug, thiserror::Error)]
 pub enum BrokerError {
@@ -103,7 +104,10 @@ mod tests {
         let r = BrokerError::Store(io.clone()).into_response(&req);
         assert_eq!(r.code, response::SYSTEM_ERROR);
         let remark = r.remark.unwrap_or_default();
-        assert!(remark.contains("fdatasync /s/commitlog/0/00000000000000000000: EIO"), "{remark}");
+        assert!(
+            remark.contains("fdatasync /s/commitlog/0/00000000000000000000: EIO"),
+            "{remark}"
+        );
         let r = BrokerError::Store(StoreError::NotWritable(io.to_string())).into_response(&req);
         assert_eq!(r.code, response::SERVICE_NOT_AVAILABLE);
         let remark = r.remark.unwrap_or_default();

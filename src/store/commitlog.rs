@@ -511,7 +511,13 @@ impl ShardStore {
                 ..
             } = log;
             let batch = open_batch(batches, spare_batches, self.cfg.group_commit_max_bytes);
-            let buf = chunk_for(&mut batch.chunks, spare_chunks, seg_start, at, u64::from(BLANK_LEN));
+            let buf = chunk_for(
+                &mut batch.chunks,
+                spare_chunks,
+                seg_start,
+                at,
+                u64::from(BLANK_LEN),
+            );
             record::encode_blank(remaining as u32, buf);
             batch.bytes += BLANK_LEN as usize;
             batch.end = seg_end;
