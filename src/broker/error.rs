@@ -11,6 +11,11 @@ pub const FAQ_SUFFIX: &str = "\nSee http://rocketmq.apache.org/docs/faq/ for fur
 /// Upstream 4.x's remark for MESSAGE_SIZE_EXCEEDED / PROPERTIES_SIZE_EXCEEDED.
 pub const MESSAGE_ILLEGAL_REMARK: &str = "the message is illegal, maybe msg body or properties length not matched. msg body length limit 128k, msg properties length limit 32k.";
 
+/// Start of the SERVICE_NOT_AVAILABLE remark of a store that refuses writes (upstream's
+/// "service not available now, …" wording, then why).
+pub const NOT_WRITABLE_REMARK: &str =
+    "service not available now, the message store is not writable";
+
 #[derive(Debug, thiserror::Error)]
 pub enum BrokerError {
     /// A request header field is missing or malformed.
@@ -60,6 +65,14 @@ impl BrokerError {
             BrokerError::Store(StoreError::MessageIllegal(detail)) => {
                 format!("{MESSAGE_ILLEGAL_REMARK} ({detail})")
             }
+            // The batch whose write or fdatasync failed: SYSTEM_ERROR naming op, file, OS error.
+            BrokerError::Store(e @ StoreError::Io { .. }) => format!(
+                "store I/O error, message not stored: {e}; the store stops taking writes until restart"
+            ),
+            // Every later send: upstream's SERVICE_NOT_AVAILABLE, with the reason.
+            BrokerError::Store(StoreError::NotWritable(reason)) => {
+                format!("{NOT_WRITABLE_REMARK}: the store stopped taking writes after an I/O error ({reason}); restart the broker once the disk is fixed")
+            }
             _ => self.to_string(),
         };
         RemotingCommand::response_to(request, code).with_remark(remark)
@@ -73,5 +86,34 @@ fn store_code(e: &StoreError) -> i32 {
         // The remark is upstream's "service not available now, maybe disk full, ..." text.
         StoreError::DiskFull { .. } => response::SERVICE_NOT_AVAILABLE,
         _ => response::SYSTEM_ERROR,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+
+    #[test]
+    fn store_io_errors_answer_system_error_then_not_available() {
+        let req = RemotingCommand::request(310, 0);
+        let io = StoreError::Io {
+            op: "fdatasync",
+            path: "/s/commitlog/0/00000000000000000000".into(),
+            source: Arc::new(std::io::Error::other("EIO")),
+        };
+        let r = BrokerError::Store(io.clone()).into_response(&req);
+        assert_eq!(r.code, response::SYSTEM_ERROR);
+        let remark = r.remark.unwrap_or_default();
+        assert!(
+            remark.contains("fdatasync /s/commitlog/0/00000000000000000000: EIO"),
+            "{remark}"
+        );
+        let r = BrokerError::Store(StoreError::NotWritable(io.to_string())).into_response(&req);
+        assert_eq!(r.code, response::SERVICE_NOT_AVAILABLE);
+        let remark = r.remark.unwrap_or_default();
+        assert!(remark.starts_with(NOT_WRITABLE_REMARK), "{remark}");
+        assert!(remark.contains("fdatasync"), "{remark}");
     }
 }

@@ -11,7 +11,8 @@ config_section! {
         "shardCount" => shard_count: u16 = 0;
         /// Group commit closes a batch at this many bytes (or when the shard runs out of ready
         /// work, whichever comes first).
-        "groupCommitMaxBytes" => group_commit_max_bytes: u32 = 1 << 20,
+        "groupCommitMaxBytes" => group_commit_max_bytes: u32 =
+            crate::store::GROUP_COMMIT_MAX_BYTES as u32,
             parse = value::parse_positive;
         /// Per-shard cache of recent commit-log data, bytes.
         "readCacheBytes" => read_cache_bytes: u64 = 64 << 20;

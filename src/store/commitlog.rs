@@ -10,7 +10,15 @@
 //! - The partially filled tail page stays in memory (`Log::tail`) and is rewritten, zero padded,
 //!   with the next batch; recovery therefore reads a zero TOTALSIZE as the end of the log.
 //! - Readers (reader.rs) see bytes below `visible_end` only.
-//! - Files are created at full size ahead of need (when the current one is half full).
+//! - Files are created at full size ahead of need: one file is always ready beyond the current
+//!   one (created in the background when the current one is taken), so a roll never waits.
+//! - Group commit allocates nothing per message in steady state: records are encoded straight
+//!   into the open batch's chunk vector (recycled when the read cache is off, handed to the
+//!   read cache as is otherwise), DMA write buffers come from the shard's `WritePool`, and
+//!   emptied batches are reused. What remains per put: its reply channel and result.
+//! - An I/O error (write or fdatasync, real or injected through `faults`) fails every put of
+//!   its batch and of the batches queued behind it, and the store refuses puts from then on
+//!   (`StoreError::NotWritable`); reads of visible data go on.
 
 use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, VecDeque};
@@ -27,9 +35,10 @@ use glommio::io::DmaFile;
 
 use super::checkpoint::{Checkpoint, ShardSlot};
 use super::consume_queue::{self, ConsumeQueue, CqEntry, CqWrite};
-use super::faults;
+use super::faults::{Faults, FAULTS_ENV};
 use super::io::{align_down, align_up, create_dma_full, gio_err, segment_name, DMA_ALIGN};
 use super::record::{self, RecordFields, BLANK_LEN, PROPERTIES_LEN_MAX, TOPIC_LEN_MAX};
+use super::write_pool::{write_pool_limit, WritePool, WritePoolStats};
 use super::{
     global_offset, FlushMode, PutBatch, PutResult, PutStatus, ShardId, StoreConfig, StoreError,
     StoreStats, CQ_FLUSH_INTERVAL_MS,
@@ -57,11 +66,14 @@ struct Waiter {
     durable: bool,
 }
 
+/// The consume-queue entries of one put: `entries[from..to]` of the batch, queue offsets
+/// consecutive from `first_offset` (one key per put, not per message).
 #[derive(Debug)]
 struct DispatchItem {
     queue: (String, u32),
-    queue_offset: u64,
-    entry: CqEntry,
+    first_offset: u64,
+    from: usize,
+    to: usize,
 }
 
 #[derive(Debug, Default)]
@@ -69,6 +81,7 @@ struct Batch {
     chunks: Vec<Chunk>,
     waiters: Vec<Waiter>,
     dispatch: Vec<DispatchItem>,
+    entries: Vec<CqEntry>,
     bytes: usize,
     end: u64,
     last_store_timestamp: i64,
@@ -91,6 +104,10 @@ pub(crate) struct Log {
     cache_bytes: usize,
     /// Files written since their last fdatasync (Async mode).
     dirty: Vec<Segment>,
+    /// Emptied chunk vectors kept for the next batches (no allocation per batch when the read
+    /// cache is off) and emptied batches (their vectors keep their capacity).
+    spare_chunks: Vec<Vec<u8>>,
+    spare_batches: Vec<Batch>,
     not_writable: Option<String>,
     pub(crate) closed: bool,
 }
@@ -111,6 +128,8 @@ impl Log {
             cache: VecDeque::new(),
             cache_bytes: 0,
             dirty: Vec::new(),
+            spare_chunks: Vec::new(),
+            spare_batches: Vec::new(),
             not_writable: None,
             closed: false,
         }
@@ -175,8 +194,10 @@ pub struct ShardStore {
     segment_lock: glommio::sync::Semaphore,
     pub(crate) cq_lock: glommio::sync::Semaphore,
     pub(crate) retention: super::retention::RetentionState,
-    /// Armed fault points (`SHARDMQ_FAULTS`, see faults.rs); none in production.
-    pub(crate) faults: faults::Faults,
+    /// Fault points armed for this shard (tests; `SHARDMQ_FAULTS`).
+    pub(crate) faults: Faults,
+    /// Aligned buffers for the flusher's DMA writes (write_pool.rs).
+    pool: RefCell<WritePool>,
 }
 
 impl std::fmt::Debug for ShardStore {
@@ -192,26 +213,38 @@ type BoxFut<'a, T> = Pin<Box<dyn Future<Output = T> + 'a>>;
 impl ShardStore {
     /// Opens the shard's store, recovering from disk; `abnormal` = the abort marker existed.
     /// Starts the flusher and the periodic CQ/checkpoint (and Async fdatasync) tasks.
+    /// The fault points come from `SHARDMQ_FAULTS` (faults.rs); a list that does not parse
+    /// stops the open with an error naming the variable.
     pub async fn open(
         cfg: StoreConfig,
         shard: ShardId,
         abnormal: bool,
     ) -> Result<Rc<ShardStore>, StoreError> {
-        cfg.validate()?;
-        let faults = faults::Faults::from_env().map_err(|e| StoreError::Config(e.to_string()))?;
+        let faults = Faults::from_env().map_err(|e| StoreError::Config(e.to_string()))?;
         if faults.any() {
             tracing::warn!(
                 shard = shard.0,
-                ?faults,
-                "store fault points armed (SHARDMQ_FAULTS)"
+                "fault points armed from {FAULTS_ENV}: {faults:?} (test only; this store WILL fail on purpose)"
             );
         }
+        Self::open_with_faults(cfg, shard, abnormal, faults).await
+    }
+
+    /// `open` with explicit fault points (unit tests, benchmarks).
+    pub async fn open_with_faults(
+        cfg: StoreConfig,
+        shard: ShardId,
+        abnormal: bool,
+        faults: Faults,
+    ) -> Result<Rc<ShardStore>, StoreError> {
+        cfg.validate()?;
         let index = super::index::ShardIndex::open(&cfg.index, shard).await?;
         let r = super::recovery::recover(&cfg, shard, abnormal, &index).await?;
         let mut log = Log::new(r.segments, r.end, r.tail);
         log.last_store_timestamp = r.last_store_timestamp;
         log.synced_store_timestamp = r.last_store_timestamp;
         let min = log.segments.first().map_or(0, |s| s.start);
+        let pool_limit = write_pool_limit(cfg.group_commit_max_bytes);
         let store = Rc::new_cyclic(|me| ShardStore {
             me: me.clone(),
             stats: Cell::new(StoreStats {
@@ -234,6 +267,7 @@ impl ShardStore {
             cq_lock: glommio::sync::Semaphore::new(1),
             retention: super::retention::RetentionState::default(),
             faults,
+            pool: RefCell::new(WritePool::new(pool_limit)),
         });
         if store.log.borrow().segments.is_empty() {
             store.ensure_next_segment(r.end).await?;
@@ -245,6 +279,7 @@ impl ShardStore {
         store.flush_consume_queues(false).await?;
         spawn_flusher(Rc::downgrade(&store), store.notify.clone());
         spawn_periodic(Rc::downgrade(&store));
+        store.maybe_preallocate();
         Ok(store)
     }
 
@@ -285,6 +320,7 @@ impl ShardStore {
                 }
             };
             if let Some(seg_end) = need {
+                self.update_stats(|s| s.roll_waits += 1);
                 self.ensure_next_segment(seg_end).await?;
             }
         };
@@ -383,10 +419,20 @@ impl ShardStore {
         let first_queue_offset = q.reserved;
         let dispatched = (b.sys_flag & record::SYSFLAG_TX_MASK) == record::SYSFLAG_TX_NOT
             || (b.sys_flag & record::SYSFLAG_TX_MASK) == record::SYSFLAG_TX_COMMIT;
-        let mut items = Vec::with_capacity(if dispatched { b.messages.len() } else { 0 });
-        let mut buf = Vec::with_capacity(total as usize);
         let mut phys_offsets = Vec::with_capacity(b.messages.len());
-        let mut pos = log.write_pos;
+        let start = log.write_pos;
+        let max_bytes = self.cfg.group_commit_max_bytes;
+        // Records are encoded straight into the open batch's chunk: no buffer per put.
+        let Log {
+            batches,
+            spare_chunks,
+            spare_batches,
+            ..
+        } = log;
+        let batch = open_batch(batches, spare_batches, max_bytes);
+        let entries_from = batch.entries.len();
+        let buf = chunk_for(&mut batch.chunks, spare_chunks, seg_start, start, total);
+        let mut pos = start;
         for (i, m) in b.messages.iter().enumerate() {
             let phys = global_offset(self.shard, pos);
             let queue_offset = if dispatched { q.reserved + i as u64 } else { 0 };
@@ -408,37 +454,36 @@ impl ShardStore {
                     topic: &b.topic,
                     properties: &m.properties,
                 },
-                &mut buf,
+                buf,
             );
             let size = (buf.len() - before) as u32;
             if dispatched {
-                let entry = CqEntry {
+                batch.entries.push(CqEntry {
                     phys,
                     size,
                     tags_code: m.tags_code,
-                };
-                items.push(DispatchItem {
-                    queue: key.clone(),
-                    queue_offset,
-                    entry,
                 });
             }
             phys_offsets.push(phys);
             pos += u64::from(size);
         }
-        if dispatched {
-            q.reserved += b.messages.len() as u64;
-        }
         assert_eq!(
-            pos - log.write_pos,
+            pos - start,
             total,
             "invariant: encoded size equals checked size"
         );
+        if dispatched {
+            q.reserved += b.messages.len() as u64;
+            let to = batch.entries.len();
+            batch.dispatch.push(DispatchItem {
+                queue: key,
+                first_offset: first_queue_offset,
+                from: entries_from,
+                to,
+            });
+        }
         let (tx, rx) = oneshot::channel();
-        let at = log.write_pos;
-        let batch = self.open_batch(log);
-        push_bytes(batch, seg_start, at, buf);
-        batch.dispatch.extend(items);
+        batch.bytes += total as usize;
         batch.waiters.push(Waiter {
             tx,
             durable: b.wait_durable,
@@ -461,20 +506,6 @@ impl ShardStore {
         (rx, result)
     }
 
-    /// The batch new bytes go into: the newest pending one unless it reached the byte limit.
-    fn open_batch<'a>(&self, log: &'a mut Log) -> &'a mut Batch {
-        let full = log
-            .batches
-            .back()
-            .is_none_or(|b| b.bytes >= self.cfg.group_commit_max_bytes);
-        if full {
-            log.batches.push_back(Batch::default());
-        }
-        log.batches
-            .back_mut()
-            .expect("invariant: a batch was just ensured")
-    }
-
     /// Ends the current file with a blank marker and moves to the prepared next file.
     fn roll(&self, log: &mut Log, seg_end: u64) {
         let remaining = seg_end - log.write_pos;
@@ -484,11 +515,23 @@ impl ShardStore {
                 remaining >= u64::from(BLANK_LEN),
                 "invariant: room for the blank marker"
             );
-            let mut marker = Vec::with_capacity(BLANK_LEN as usize);
-            record::encode_blank(remaining as u32, &mut marker);
             let at = log.write_pos;
-            let batch = self.open_batch(log);
-            push_bytes(batch, seg_start, at, marker);
+            let Log {
+                batches,
+                spare_chunks,
+                spare_batches,
+                ..
+            } = log;
+            let batch = open_batch(batches, spare_batches, self.cfg.group_commit_max_bytes);
+            let buf = chunk_for(
+                &mut batch.chunks,
+                spare_chunks,
+                seg_start,
+                at,
+                u64::from(BLANK_LEN),
+            );
+            record::encode_blank(remaining as u32, buf);
+            batch.bytes += BLANK_LEN as usize;
             batch.end = seg_end;
         }
         let next = log
@@ -545,9 +588,9 @@ impl ShardStore {
         let Some(cur) = log.segments.last() else {
             return;
         };
-        let half = cur.start + self.file_size() / 2;
-        if log.write_pos <= half || log.next_segment.is_some() || self.segment_lock.available() == 0
-        {
+        // Always one file ahead: the next file is created as soon as the current one is
+        // taken, so a roll finds it ready and never waits for a create + fallocate + fsync.
+        if log.next_segment.is_some() || self.segment_lock.available() == 0 {
             return;
         }
         let start = cur.start + self.file_size();
@@ -607,7 +650,7 @@ impl ShardStore {
                 let page = align_down(c.pos);
                 let prefix = (c.pos - page) as usize;
                 let len = align_up(c.pos - page + c.bytes.len() as u64) as usize;
-                let mut buf = seg.file.alloc_dma_buffer(len);
+                let mut buf = self.pool.borrow_mut().take(&seg.file, len);
                 let dst = buf.as_bytes_mut();
                 if prefix > 0 {
                     let (tbase, tbytes) = log.tail.as_ref().expect("invariant: tail page kept");
@@ -626,18 +669,26 @@ impl ShardStore {
                 dst[prefix + c.bytes.len()..].fill(0);
                 let end = c.pos + c.bytes.len() as u64;
                 let end_page = align_down(end);
-                log.tail = (end != end_page).then(|| {
+                // The carried tail page reuses its vector (no allocation per batch).
+                let mut keep = log.tail.take().map(|(_, v)| v).unwrap_or_default();
+                keep.clear();
+                if end != end_page {
                     let from = (end_page - page) as usize;
-                    (end_page, dst[from..prefix + c.bytes.len()].to_vec())
-                });
+                    keep.extend_from_slice(&dst[from..prefix + c.bytes.len()]);
+                    log.tail = Some((end_page, keep));
+                }
                 (seg, buf, page - c.seg_start)
             };
             let want = buf.len();
-            let n = seg
-                .file
-                .write_at(buf, file_pos)
-                .await
-                .map_err(gio_err("write", &seg.path))?;
+            self.faults
+                .on_write()
+                .map_err(|e| StoreError::io("write", &seg.path, e))?;
+            let buf = Rc::new(buf);
+            let written = seg.file.write_rc_at(buf.clone(), file_pos).await;
+            if let Ok(b) = Rc::try_unwrap(buf) {
+                self.pool.borrow_mut().give(b);
+            }
+            let n = written.map_err(gio_err("write", &seg.path))?;
             if n != want {
                 return Err(StoreError::io(
                     "short write",
@@ -658,6 +709,9 @@ impl ShardStore {
         match self.cfg.flush_mode {
             FlushMode::Sync => {
                 for f in &files {
+                    self.faults
+                        .on_fdatasync()
+                        .map_err(|e| StoreError::io("fdatasync", &f.path, e))?;
                     f.file
                         .fdatasync()
                         .await
@@ -694,6 +748,9 @@ impl ShardStore {
             return Ok(());
         }
         for f in &files {
+            self.faults
+                .on_fdatasync()
+                .map_err(|e| StoreError::io("fdatasync", &f.path, e))?;
             f.file
                 .fdatasync()
                 .await
@@ -707,13 +764,20 @@ impl ShardStore {
     }
 
     /// The batch is durable per the mode: expose it to readers, dispatch, notify, ack.
-    fn make_visible(&self, batch: Batch) {
+    fn make_visible(&self, mut batch: Batch) {
         {
             let mut log = self.log.borrow_mut();
-            for c in batch.chunks {
+            for c in batch.chunks.drain(..) {
                 self.index.dispatch_bytes(c.pos, &c.bytes);
-                log.cache_bytes += c.bytes.len();
-                log.cache.push_back((c.pos, Bytes::from(c.bytes)));
+                if self.cfg.read_cache_bytes > 0 {
+                    // The chunk becomes the cache entry as is (no copy).
+                    log.cache_bytes += c.bytes.len();
+                    log.cache.push_back((c.pos, Bytes::from(c.bytes)));
+                } else if log.spare_chunks.len() < SPARES_MAX
+                    && c.bytes.capacity() <= SPARE_CHUNK_MAX_BYTES
+                {
+                    log.spare_chunks.push(c.bytes);
+                }
             }
             while log.cache_bytes > self.cfg.read_cache_bytes {
                 let Some((_, b)) = log.cache.pop_front() else {
@@ -730,21 +794,32 @@ impl ShardStore {
         let mut arrived: Vec<(String, u32)> = Vec::new();
         {
             let mut queues = self.queues.borrow_mut();
-            for d in batch.dispatch {
+            for d in batch.dispatch.drain(..) {
                 if let Some(q) = queues.get_mut(&d.queue) {
-                    q.cq.push(d.queue_offset, d.entry);
-                    if arrived.last() != Some(&d.queue) && !arrived.contains(&d.queue) {
+                    for (k, e) in batch.entries[d.from..d.to].iter().enumerate() {
+                        q.cq.push(d.first_offset + k as u64, *e);
+                    }
+                    if !arrived.contains(&d.queue) {
                         arrived.push(d.queue);
                     }
                 }
             }
+            batch.entries.clear();
             let n = queues.len() as u64;
             self.update_stats(|s| s.queue_count = n);
         }
         let end = batch.end;
         self.update_stats(|s| s.visible_local_offset = end);
-        for w in batch.waiters {
+        for w in batch.waiters.drain(..) {
             let _ = w.tx.send(Ok(()));
+        }
+        {
+            let mut log = self.log.borrow_mut();
+            if log.spare_batches.len() < SPARES_MAX {
+                batch.bytes = 0;
+                batch.end = 0;
+                log.spare_batches.push(batch);
+            }
         }
         let listener = self.listener.borrow().clone();
         if let Some(l) = listener {
@@ -836,24 +911,68 @@ impl ShardStore {
     }
 
     pub fn stats(&self) -> StoreStats {
-        self.stats.get()
+        let WritePoolStats { allocated, reused } = self.pool.borrow().stats();
+        StoreStats {
+            write_buffers_allocated: allocated,
+            write_buffers_reused: reused,
+            ..self.stats.get()
+        }
+    }
+
+    /// The reason the store refuses puts (an I/O error), if it does.
+    pub fn not_writable(&self) -> Option<String> {
+        self.log.borrow().not_writable.clone()
     }
 }
 
-fn push_bytes(batch: &mut Batch, seg_start: u64, pos: u64, bytes: Vec<u8>) {
-    batch.bytes += bytes.len();
-    if let Some(c) = batch.chunks.last_mut() {
-        if c.seg_start == seg_start && c.pos + c.bytes.len() as u64 == pos {
-            c.bytes.extend_from_slice(&bytes);
-            return;
-        }
+/// The batch new bytes go into: the newest pending one unless it reached the byte limit
+/// (`groupCommitMaxBytes`), else a fresh (recycled) one.
+fn open_batch<'a>(
+    batches: &'a mut VecDeque<Batch>,
+    spare: &mut Vec<Batch>,
+    max_bytes: usize,
+) -> &'a mut Batch {
+    if batches.back().is_none_or(|b| b.bytes >= max_bytes) {
+        batches.push_back(spare.pop().unwrap_or_default());
     }
-    batch.chunks.push(Chunk {
-        seg_start,
-        pos,
-        bytes,
-    });
+    batches
+        .back_mut()
+        .expect("invariant: a batch was just ensured")
 }
+
+/// The chunk vector bytes at `pos` of file `seg_start` are appended to: the batch's last chunk
+/// when contiguous, else a new chunk (a recycled vector when there is one) with room for
+/// `need` bytes.
+fn chunk_for<'a>(
+    chunks: &'a mut Vec<Chunk>,
+    spare: &mut Vec<Vec<u8>>,
+    seg_start: u64,
+    pos: u64,
+    need: u64,
+) -> &'a mut Vec<u8> {
+    let contiguous = chunks
+        .last()
+        .is_some_and(|c| c.seg_start == seg_start && c.pos + c.bytes.len() as u64 == pos);
+    if !contiguous {
+        let mut bytes = spare.pop().unwrap_or_default();
+        bytes.clear();
+        chunks.push(Chunk {
+            seg_start,
+            pos,
+            bytes,
+        });
+    }
+    let c = chunks
+        .last_mut()
+        .expect("invariant: a chunk was just ensured");
+    c.bytes.reserve(need as usize);
+    &mut c.bytes
+}
+
+/// Most emptied chunk vectors / batches a shard keeps for reuse.
+const SPARES_MAX: usize = 8;
+/// A chunk vector larger than this is freed rather than kept.
+const SPARE_CHUNK_MAX_BYTES: usize = 4 << 20;
 
 /// Performs CQ writes (opening files as needed) and fdatasyncs the files touched.
 pub(crate) async fn write_cq_units(

@@ -2,9 +2,8 @@
 //! rollover, clean restart, crash (index not flushed), lost index files (`messageIndexSafe`),
 //! retention deletion, and the checkpoint's index timestamp.
 
-use std::future::Future;
+use crate::store::test_util::{base_config, run, test_dir};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU32, Ordering};
 
 use bytes::Bytes;
 
@@ -12,61 +11,15 @@ use super::index_format::{Geometry, IndexHeader, HEADER_LEN};
 use super::record::{self, Decoded};
 use super::*;
 
-static COUNTER: AtomicU32 = AtomicU32::new(0);
-
-/// Removes the test's directory when the test ends (also on panic).
-struct Cleanup(PathBuf);
-
-impl Drop for Cleanup {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn test_dir(name: &str) -> PathBuf {
-    let n = COUNTER.fetch_add(1, Ordering::SeqCst);
-    let d = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("target/test-tmp")
-        .join(format!("idx-{name}-{}-{n}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
 fn cfg(dir: &Path) -> StoreConfig {
+    let base = base_config(dir, FlushMode::Sync);
     StoreConfig {
-        commitlog_dir: dir.join("commitlog"),
-        consume_queue_dir: dir.join("consumequeue"),
-        checkpoint_path: dir.join("checkpoint"),
-        commitlog_file_size: 64 * 1024,
-        consume_queue_file_size: 20 * 50,
-        flush_mode: FlushMode::Sync,
-        flush_interval_ms: 20,
-        sync_flush_timeout_ms: 10_000,
-        max_message_size: 8192,
-        group_commit_max_bytes: 1 << 20,
-        read_cache_bytes: 0,
         index: IndexConfig {
-            dir: dir.join("index"),
             max_hash_slot_num: 16,
-            max_index_num: 32,
-            enable: true,
-            safe: false,
+            ..base.index.clone()
         },
+        ..base
     }
-}
-
-fn run<F, Fut, T>(f: F) -> T
-where
-    F: FnOnce() -> Fut + Send + 'static,
-    Fut: Future<Output = T> + 'static,
-    T: Send + 'static,
-{
-    glommio::LocalExecutorBuilder::default()
-        .spawn(f)
-        .unwrap()
-        .join()
-        .unwrap()
 }
 
 /// Message `i`: KEYS "k<i> common", UNIQ_KEY "U<i>", body "body-<i>".
@@ -129,7 +82,6 @@ async fn assert_all_found(s: &ShardStore, n: usize) {
 #[test]
 fn keys_found_across_rollover_and_clean_restart() {
     let dir = test_dir("roll");
-    let _cleanup = Cleanup(dir.clone());
     run(move || async move {
         let s = ShardStore::open(cfg(&dir), ShardId(1), false)
             .await
@@ -194,8 +146,7 @@ fn keys_found_across_rollover_and_clean_restart() {
 #[test]
 fn crash_before_index_flush_reindexes_from_the_log() {
     let dir = test_dir("crash");
-    let _cleanup = Cleanup(dir.clone());
-    let d2 = dir.clone();
+    let d2 = dir.to_path_buf();
     run(move || async move {
         let s = ShardStore::open(cfg(&d2), ShardId(0), false).await.unwrap();
         put_keyed(&s, "T", 0, 12).await;
@@ -221,8 +172,7 @@ fn crash_before_index_flush_reindexes_from_the_log() {
 #[test]
 fn lost_index_rebuilt_when_message_index_safe() {
     let dir = test_dir("safe");
-    let _cleanup = Cleanup(dir.clone());
-    let d2 = dir.clone();
+    let d2 = dir.to_path_buf();
     run(move || async move {
         let s = ShardStore::open(cfg(&d2), ShardId(2), false).await.unwrap();
         put_keyed(&s, "T", 0, 20).await;
@@ -241,7 +191,6 @@ fn lost_index_rebuilt_when_message_index_safe() {
 #[test]
 fn retention_deletes_old_index_files_and_disabled_index_is_empty() {
     let dir = test_dir("ret");
-    let _cleanup = Cleanup(dir.clone());
     run(move || async move {
         let s = ShardStore::open(cfg(&dir), ShardId(0), false)
             .await
@@ -296,7 +245,6 @@ fn index_file(dir: &Path, shard: u16) -> PathBuf {
 #[test]
 fn stale_header_after_crash_is_repaired_and_reindexed() {
     let dir = test_dir("stale");
-    let _cleanup = Cleanup(dir.clone());
     let mut c = cfg(&dir);
     c.index.max_index_num = 400; // one file
     let (c1, c2) = (c.clone(), c.clone());

@@ -12,9 +12,9 @@
 //!
 //! Modules: `record` (pure record layout), `consume_queue` (20-byte units), `checkpoint`
 //! (checkpoint + abort marker), `io` (glommio files, the ext4 probe), `commitlog` (appender,
-//! flusher, reads), `recovery` (startup scan), `retention` (file deletion, disk-full state),
-//! `index_format` (pure index file layout) and `index` (the per-shard key index: files,
-//! dispatch hook, queries).
+//! flusher, reads), `write_pool` (the flusher's aligned DMA buffers), `faults` (fault points),
+//! `recovery` (startup scan), `retention` (file deletion, disk-full state), `index_format`
+//! (pure index file layout) and `index` (the per-shard key index: files, dispatch hook, queries).
 
 pub mod checkpoint;
 pub mod commitlog;
@@ -30,7 +30,12 @@ pub mod record;
 mod recovery;
 pub mod retention;
 #[cfg(test)]
+mod test_util;
+#[cfg(test)]
 mod tests;
+pub mod write_pool;
+#[cfg(test)]
+mod write_tests;
 
 use std::net::SocketAddrV4;
 use std::path::{Path, PathBuf};
@@ -48,6 +53,9 @@ pub const LOCAL_OFFSET_BITS: u32 = 48;
 pub const LOCAL_OFFSET_MASK: u64 = (1 << LOCAL_OFFSET_BITS) - 1;
 /// How often consume queues are written out and the checkpoint updated.
 pub const CQ_FLUSH_INTERVAL_MS: u64 = 1000;
+/// Group commit closes a batch once it holds this many bytes (the default of
+/// `groupCommitMaxBytes`); otherwise it closes when the shard has no more ready work.
+pub const GROUP_COMMIT_MAX_BYTES: usize = 1 << 20;
 /// Upper bound of CQ entries one `get_messages` scans (upstream: 16000 bytes of CQ minimum).
 pub const GET_SCAN_ENTRIES_MIN: u32 = 16000 / 20;
 
@@ -208,6 +216,12 @@ pub struct StoreStats {
     /// End of data visible to readers (durable per the flush mode).
     pub visible_local_offset: u64,
     pub queue_count: u64,
+    /// Puts that had to wait for the next commit-log file to be created (a roll that stalled;
+    /// stays 0 while preallocation keeps a file ahead).
+    pub roll_waits: u64,
+    /// DMA write buffers allocated / reused from the shard's write pool.
+    pub write_buffers_allocated: u64,
+    pub write_buffers_reused: u64,
 }
 
 /// Errors of the store. Clone: one I/O failure is reported to every put of its batch.

@@ -4,8 +4,8 @@
 //! middle; recovery must end the log at the last whole record, drop the consume-queue entries
 //! of the lost records, and continue offsets from there. Real disk under `target/test-tmp`.
 
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU32, Ordering};
+use crate::store::test_util::{base_config, run, test_dir};
+use std::path::Path;
 
 use bytes::Bytes;
 
@@ -22,52 +22,8 @@ const RECORDS: usize = 12;
 const PROPS: &str = "TAGS\u{1}T\u{2}";
 const PROPS_LEN: u64 = PROPS.len() as u64;
 
-static COUNTER: AtomicU32 = AtomicU32::new(0);
-
-fn test_dir(name: &str) -> PathBuf {
-    let n = COUNTER.fetch_add(1, Ordering::SeqCst);
-    let d = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("target/test-tmp")
-        .join(format!("{name}-{}-{n}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
 fn cfg(dir: &Path) -> StoreConfig {
-    StoreConfig {
-        commitlog_dir: dir.join("commitlog"),
-        consume_queue_dir: dir.join("consumequeue"),
-        checkpoint_path: dir.join("checkpoint"),
-        commitlog_file_size: FILE_SIZE,
-        consume_queue_file_size: 20 * 50,
-        flush_mode: FlushMode::Sync,
-        flush_interval_ms: 20,
-        sync_flush_timeout_ms: 10_000,
-        max_message_size: 8192,
-        group_commit_max_bytes: 1 << 20,
-        read_cache_bytes: 0,
-        index: crate::store::IndexConfig {
-            dir: dir.join("index"),
-            max_hash_slot_num: 64,
-            max_index_num: 32,
-            enable: true,
-            safe: false,
-        },
-    }
-}
-
-fn run<F, Fut, T>(f: F) -> T
-where
-    F: FnOnce() -> Fut + Send + 'static,
-    Fut: std::future::Future<Output = T> + 'static,
-    T: Send + 'static,
-{
-    glommio::LocalExecutorBuilder::default()
-        .spawn(f)
-        .unwrap()
-        .join()
-        .unwrap()
+    base_config(dir, FlushMode::Sync)
 }
 
 fn body(i: usize) -> Vec<u8> {
@@ -262,7 +218,7 @@ fn cut_at_every_byte_of_the_last_three_records() {
     let work = test_dir("rcut-work");
     let from = recs[RECORDS - 3].pos;
     let to = recs[RECORDS - 1].pos + recs[RECORDS - 1].size;
-    let (b, w) = (base.clone(), work.clone());
+    let (b, w) = (base.to_path_buf(), work.to_path_buf());
     run(move || async move {
         let mut ends = std::collections::BTreeSet::new();
         for at in from..=to {
@@ -286,7 +242,7 @@ fn bad_crc_in_the_middle_ends_the_log_there() {
     let work = test_dir("rcrc-work");
     let bad = recs[4];
     // One body byte flipped: the record is whole but its body CRC no longer matches.
-    let (b, w) = (base.clone(), work.clone());
+    let (b, w) = (base.to_path_buf(), work.to_path_buf());
     run(move || async move {
         let _ = std::fs::remove_dir_all(&w);
         copy_dir(&b, &w);

@@ -3,9 +3,9 @@
 //! reads below the minimum answer OFFSET_TOO_SMALL, a reopened store agrees, a read in flight
 //! survives the deletion of its file, and the disk-full flag refuses and then admits puts.
 
-use std::path::{Path, PathBuf};
+use crate::store::test_util::{base_config, run, test_dir};
+use std::path::Path;
 use std::rc::Rc;
-use std::sync::atomic::{AtomicU32, Ordering};
 
 use bytes::Bytes;
 
@@ -16,40 +16,12 @@ use crate::store::{
     FlushMode, GetStatus, PutBatch, PutMessage, PutStatus, ShardId, ShardStore, StoreConfig,
 };
 
-static COUNTER: AtomicU32 = AtomicU32::new(0);
-const FILE_SIZE: u64 = 64 * 1024;
 const BODY: usize = 1000;
-
-fn test_dir(name: &str) -> PathBuf {
-    let n = COUNTER.fetch_add(1, Ordering::SeqCst);
-    let d = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("target/test-tmp")
-        .join(format!("{name}-{}-{n}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
 
 fn store_cfg(dir: &Path) -> StoreConfig {
     StoreConfig {
-        commitlog_dir: dir.join("commitlog"),
-        consume_queue_dir: dir.join("consumequeue"),
-        checkpoint_path: dir.join("checkpoint"),
-        commitlog_file_size: FILE_SIZE,
         consume_queue_file_size: 20 * 10,
-        flush_mode: FlushMode::Sync,
-        flush_interval_ms: 20,
-        sync_flush_timeout_ms: 10_000,
-        max_message_size: 8192,
-        group_commit_max_bytes: 1 << 20,
-        read_cache_bytes: 0,
-        index: crate::store::IndexConfig {
-            dir: dir.join("index"),
-            max_hash_slot_num: 64,
-            max_index_num: 32,
-            enable: true,
-            safe: false,
-        },
+        ..base_config(dir, FlushMode::Sync)
     }
 }
 
@@ -61,18 +33,6 @@ fn retention_cfg(dir: &Path) -> RetentionConfig {
         index_dir: dir.join("index"),
         ..RetentionConfig::default()
     }
-}
-
-fn run<F, Fut>(f: F)
-where
-    F: FnOnce() -> Fut + Send + 'static,
-    Fut: std::future::Future<Output = ()> + 'static,
-{
-    glommio::LocalExecutorBuilder::default()
-        .spawn(f)
-        .unwrap()
-        .join()
-        .unwrap();
 }
 
 fn batch(topic: &str, i: usize) -> PutBatch {
@@ -152,7 +112,7 @@ async fn assert_reads_from_min(s: &ShardStore, topic: &str) -> u64 {
 #[test]
 fn expired_files_go_min_offsets_advance_and_reads_below_are_too_small() {
     let dir = test_dir("retention-expire");
-    let d = dir.clone();
+    let d = dir.to_path_buf();
     run(move || async move {
         let rc = retention_cfg(&d);
         let s = ShardStore::open(store_cfg(&d), ShardId(0), false)
@@ -193,8 +153,9 @@ fn expired_files_go_min_offsets_advance_and_reads_below_are_too_small() {
         };
         let r = s.retention_round(&rc, expired, low()).await.unwrap();
         let files_after = list_numbered_files(&shard_dir).unwrap();
-        assert_eq!(r.commitlog_files_deleted, files_before - 1);
-        assert_eq!(files_after.len(), 1);
+        // Left: the file holding the end, plus the one the writer keeps ready beyond it.
+        assert!(files_after.len() <= 2, "{files_after:?}");
+        assert_eq!(r.commitlog_files_deleted, files_before - files_after.len());
         assert_eq!(r.min_local_offset, files_after[0].0);
         assert_eq!(s.stats().min_local_offset, files_after[0].0);
         assert!(r.consume_queue_files_deleted > 0);
@@ -227,7 +188,7 @@ fn expired_files_go_min_offsets_advance_and_reads_below_are_too_small() {
 #[test]
 fn forced_clean_deletes_unexpired_files_and_spares_the_current_one() {
     let dir = test_dir("retention-forced");
-    let d = dir.clone();
+    let d = dir.to_path_buf();
     run(move || async move {
         let rc = retention_cfg(&d);
         let s = ShardStore::open(store_cfg(&d), ShardId(0), false)
@@ -264,8 +225,9 @@ fn forced_clean_deletes_unexpired_files_and_spares_the_current_one() {
             .await
             .unwrap();
         assert!(r.verdict.clean_immediately);
-        assert_eq!(r.commitlog_files_deleted, before - 1);
-        assert_eq!(list_numbered_files(&shard_dir).unwrap().len(), 1);
+        let left = list_numbered_files(&shard_dir).unwrap().len();
+        assert!(left <= 2, "the current file and the ready next one stay");
+        assert_eq!(r.commitlog_files_deleted, before - left);
         assert_reads_from_min(&s, "TopicA").await;
         let r = s
             .retention_round(&rc, young_not_the_hour, at(0.99))
@@ -280,7 +242,7 @@ fn forced_clean_deletes_unexpired_files_and_spares_the_current_one() {
 #[test]
 fn a_read_in_flight_survives_the_deletion_of_its_file() {
     let dir = test_dir("retention-inflight");
-    let d = dir.clone();
+    let d = dir.to_path_buf();
     run(move || async move {
         let rc = retention_cfg(&d);
         let s: Rc<ShardStore> = ShardStore::open(store_cfg(&d), ShardId(0), false)
@@ -313,7 +275,7 @@ fn a_read_in_flight_survives_the_deletion_of_its_file() {
 #[test]
 fn a_full_disk_refuses_puts_keeps_reads_and_recovers_by_itself() {
     let dir = test_dir("retention-full");
-    let d = dir.clone();
+    let d = dir.to_path_buf();
     run(move || async move {
         let rc = retention_cfg(&d);
         let s = ShardStore::open(store_cfg(&d), ShardId(0), false)

@@ -1,64 +1,19 @@
 //! ShardStore tests on a real-disk (ext4) directory under `target/test-tmp`, so DMA writes,
 //! fdatasync and DMA reads (with the ext4 probe workaround) are exercised for real.
 
-use std::future::Future;
-use std::path::{Path, PathBuf};
+use crate::store::test_util::{base_config, run, test_dir};
+use std::path::Path;
 use std::rc::Rc;
-use std::sync::atomic::{AtomicU32, Ordering};
 
 use bytes::Bytes;
 
 use super::record::{self, Decoded};
 use super::*;
 
-static COUNTER: AtomicU32 = AtomicU32::new(0);
-
-fn test_dir(name: &str) -> PathBuf {
-    let n = COUNTER.fetch_add(1, Ordering::SeqCst);
-    let d = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("target/test-tmp")
-        .join(format!("{name}-{}-{n}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
 const FILE_SIZE: u64 = 64 * 1024;
 
 fn cfg(dir: &Path, mode: FlushMode) -> StoreConfig {
-    StoreConfig {
-        commitlog_dir: dir.join("commitlog"),
-        consume_queue_dir: dir.join("consumequeue"),
-        checkpoint_path: dir.join("checkpoint"),
-        commitlog_file_size: FILE_SIZE,
-        consume_queue_file_size: 20 * 50,
-        flush_mode: mode,
-        flush_interval_ms: 20,
-        sync_flush_timeout_ms: 10_000,
-        max_message_size: 8192,
-        group_commit_max_bytes: 1 << 20,
-        read_cache_bytes: 0, // every read goes to disk unless a test says otherwise
-        index: IndexConfig {
-            dir: dir.join("index"),
-            max_hash_slot_num: 64,
-            max_index_num: 32,
-            enable: true,
-            safe: false,
-        },
-    }
-}
-
-fn run<F, Fut, T>(f: F) -> T
-where
-    F: FnOnce() -> Fut + Send + 'static,
-    Fut: Future<Output = T> + 'static,
-    T: Send + 'static,
-{
-    glommio::LocalExecutorBuilder::default()
-        .spawn(f)
-        .unwrap()
-        .join()
-        .unwrap()
+    base_config(dir, mode)
 }
 
 fn batch(topic: &str, qid: u32, bodies: &[&[u8]]) -> PutBatch {
@@ -254,7 +209,7 @@ fn group_commit_uses_fewer_fsyncs_than_puts() {
 #[test]
 fn roll_over_writes_blank_marker_and_reads_across_files() {
     let dir = test_dir("roll");
-    let d2 = dir.clone();
+    let d2 = dir.to_path_buf();
     run(move || async move {
         let s = ShardStore::open(cfg(&d2, FlushMode::Sync), ShardId(1), false)
             .await
@@ -306,7 +261,7 @@ enum Damage {
 
 fn crash_case(damage: Damage) {
     let dir = test_dir("crash");
-    let d2 = dir.clone();
+    let d2 = dir.to_path_buf();
     let n = 30usize;
     let (last_phys, last_len, end) = {
         let d = d2.clone();
@@ -418,7 +373,7 @@ fn clean_reopen_continues_offsets_async_mode() {
 #[test]
 fn consume_queues_rebuilt_when_they_lag_the_log() {
     let dir = test_dir("cqlag");
-    let d2 = dir.clone();
+    let d2 = dir.to_path_buf();
     run(move || async move {
         let s = ShardStore::open(cfg(&d2, FlushMode::Sync), ShardId(0), false)
             .await
@@ -441,7 +396,7 @@ fn consume_queues_rebuilt_when_they_lag_the_log() {
         f.write_all_at(&[0u8; 20 * 30], 20 * 20).unwrap();
     }
     std::fs::remove_dir_all(dir.join("consumequeue/P")).unwrap();
-    let d3 = dir.clone();
+    let d3 = dir.to_path_buf();
     run(move || async move {
         let s = ShardStore::open(cfg(&d3, FlushMode::Sync), ShardId(0), true)
             .await

@@ -73,11 +73,23 @@ pub struct Proc {
 impl Proc {
     /// Spawns `bin args…` with HOME = `dir`, stdout+stderr appended to `dir/<name>.log`.
     pub fn spawn(name: &str, bin: &str, args: &[&str], dir: &Path) -> Proc {
+        Self::spawn_env(name, bin, args, dir, &[])
+    }
+
+    /// `spawn` with extra environment variables (e.g. `SHARDMQ_FAULTS`).
+    pub fn spawn_env(
+        name: &str,
+        bin: &str,
+        args: &[&str],
+        dir: &Path,
+        env: &[(&str, &str)],
+    ) -> Proc {
         let log = dir.join(format!("{name}.log"));
         let out = std::fs::File::create(&log).unwrap();
         let err = out.try_clone().unwrap();
         let child = Command::new(bin)
             .args(args)
+            .envs(env.iter().copied())
             .env("HOME", dir)
             .env("ROCKETMQ_HOME", dir)
             .current_dir(dir)
@@ -215,15 +227,26 @@ pub fn broker_properties(dir: &Path, port: u16, namesrv_addr: &str, extra: &str)
 /// Starts `mqbroker -c <dir>/broker.properties` (ports p, p-2, p+1) and waits until both
 /// client ports accept connections.
 pub fn start_broker(name: &str, namesrv_addr: &str, extra: &str) -> Broker {
+    start_broker_env(name, namesrv_addr, extra, &[])
+}
+
+/// `start_broker` with extra environment variables for the broker process.
+pub fn start_broker_env(
+    name: &str,
+    namesrv_addr: &str,
+    extra: &str,
+    env: &[(&str, &str)],
+) -> Broker {
     let dir = test_dir(name);
     let port = free_broker_port();
     let conf = dir.join("broker.properties");
     std::fs::write(&conf, broker_properties(&dir, port, namesrv_addr, extra)).unwrap();
-    let mut proc_ = Proc::spawn(
+    let mut proc_ = Proc::spawn_env(
         "mqbroker",
         BROKER_BIN,
         &["-c", conf.to_str().unwrap()],
         &dir,
+        env,
     );
     wait_port(&mut proc_, port, Duration::from_secs(20));
     wait_port(&mut proc_, port - 2, Duration::from_secs(5));

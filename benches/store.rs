@@ -1,0 +1,324 @@
+//! Store benchmark (harness = false; numbers, not assertions). In one run it prints:
+//! - the device's raw O_DIRECT write + fdatasync latency (p50/p99) at 4 KiB and 64 KiB, and its
+//!   raw sequential bandwidth (4 MiB O_DIRECT writes, each followed by fdatasync);
+//! - the store's SYNC_FLUSH append latency (p50/p99) and appends/s at 1, 8 and 64 concurrent
+//!   writers with 1 KiB bodies, on one shard;
+//! - the ratios against the goals (p99 at 64 writers <= 1.5 x raw fdatasync p99; throughput
+//!   >= 50 % of the raw sequential bandwidth);
+//! - the group-commit appender's CPU cost per record at fixed batch sizes (ns/op): encoding into
+//!   the batch's chunk and staging it into a pooled aligned DMA buffer, no I/O.
+//!
+//! Run: `cargo bench --bench store [-- <dir>]`. The directory (default `target/bench-store`, or
+//! `SHARDMQ_BENCH_DIR`) must be on the device to measure; it is emptied first and removed after.
+//! `SHARDMQ_BENCH_SECS` (default 2) is the length of each timed phase.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::print_stdout,
+    clippy::cast_precision_loss,
+    clippy::cast_possible_truncation
+)] // reason: a benchmark program
+
+use std::cell::RefCell;
+use std::hint::black_box;
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use glommio::io::{DmaFile, OpenOptions};
+use hdrhistogram::Histogram;
+use shardmq::store::faults::Faults;
+use shardmq::store::record::{self, RecordFields};
+use shardmq::store::write_pool::WritePool;
+use shardmq::store::{
+    FlushMode, PutBatch, PutMessage, ShardId, ShardStore, StoreConfig, GROUP_COMMIT_MAX_BYTES,
+};
+
+const RECORD_BODY: usize = 1024;
+const WRITERS: [usize; 3] = [1, 8, 64];
+const MICRO_BATCHES: [usize; 4] = [1, 16, 64, 512];
+const RAW_FILE_BYTES: u64 = 256 << 20;
+const SEQ_WRITE_BYTES: usize = 4 << 20;
+
+fn hist() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 60_000_000_000, 3).unwrap()
+}
+
+fn us(h: &Histogram<u64>, q: f64) -> f64 {
+    h.value_at_quantile(q) as f64 / 1000.0
+}
+
+/// Raw O_DIRECT write of `size` bytes at increasing offsets, each followed by fdatasync.
+async fn raw_latency(dir: &Path, size: usize, secs: Duration) -> Histogram<u64> {
+    let path = dir.join(format!("raw-{size}"));
+    let f = open_prealloc(&path).await;
+    let mut h = hist();
+    let mut pos = 0u64;
+    let end = Instant::now() + secs;
+    let mut buf = f.alloc_dma_buffer(size);
+    buf.as_bytes_mut().fill(0x5A);
+    let buf = Rc::new(buf);
+    while Instant::now() < end {
+        let t = Instant::now();
+        f.write_rc_at(buf.clone(), pos).await.unwrap();
+        f.fdatasync().await.unwrap();
+        h.record(t.elapsed().as_nanos() as u64).unwrap();
+        pos = (pos + size as u64) % (RAW_FILE_BYTES - size as u64);
+    }
+    f.close().await.unwrap();
+    let _ = std::fs::remove_file(&path);
+    h
+}
+
+/// Raw sequential bandwidth, bytes/s: large O_DIRECT writes, each followed by fdatasync.
+async fn raw_bandwidth(dir: &Path, secs: Duration) -> f64 {
+    let path = dir.join("raw-seq");
+    let f = open_prealloc(&path).await;
+    let mut buf = f.alloc_dma_buffer(SEQ_WRITE_BYTES);
+    buf.as_bytes_mut().fill(0xA5);
+    let buf = Rc::new(buf);
+    let mut pos = 0u64;
+    let mut bytes = 0u64;
+    let start = Instant::now();
+    while start.elapsed() < secs {
+        f.write_rc_at(buf.clone(), pos).await.unwrap();
+        f.fdatasync().await.unwrap();
+        bytes += SEQ_WRITE_BYTES as u64;
+        pos = (pos + SEQ_WRITE_BYTES as u64) % RAW_FILE_BYTES;
+    }
+    let rate = bytes as f64 / start.elapsed().as_secs_f64();
+    f.close().await.unwrap();
+    let _ = std::fs::remove_file(&path);
+    rate
+}
+
+async fn open_prealloc(path: &Path) -> DmaFile {
+    let f = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .dma_open(path)
+        .await
+        .unwrap();
+    f.pre_allocate(RAW_FILE_BYTES, false).await.unwrap();
+    f.fdatasync().await.unwrap();
+    f
+}
+
+fn put(i: u64) -> PutBatch {
+    PutBatch {
+        topic: "BenchTopic".into(),
+        queue_id: (i % 4) as u32,
+        sys_flag: 0,
+        born_timestamp: 1_700_000_000_000,
+        born_host: "127.0.0.1:50000".parse().unwrap(),
+        store_host: "127.0.0.1:10911".parse().unwrap(),
+        reconsume_times: 0,
+        prepared_tx_offset: 0,
+        messages: vec![PutMessage {
+            body: Bytes::from(vec![b'b'; RECORD_BODY]),
+            flag: 0,
+            properties: "WAIT\u{1}true".into(),
+            tags_code: 0,
+        }],
+        wait_durable: true,
+    }
+}
+
+struct StoreRun {
+    hist: Histogram<u64>,
+    appends_per_sec: f64,
+    fsyncs: u64,
+}
+
+/// `writers` closed-loop writers, each putting one 1 KiB record at a time, SYNC_FLUSH.
+async fn store_run(dir: &Path, writers: usize, secs: Duration) -> StoreRun {
+    let root = dir.join(format!("store-{writers}"));
+    let cfg = StoreConfig {
+        commitlog_dir: root.join("commitlog"),
+        consume_queue_dir: root.join("consumequeue"),
+        checkpoint_path: root.join("checkpoint"),
+        commitlog_file_size: 128 << 20,
+        consume_queue_file_size: 20 * 300_000,
+        flush_mode: FlushMode::Sync,
+        flush_interval_ms: 500,
+        sync_flush_timeout_ms: 5_000,
+        max_message_size: 4 << 20,
+        group_commit_max_bytes: GROUP_COMMIT_MAX_BYTES,
+        read_cache_bytes: 16 << 20,
+        // Upstream's index geometry: every append is also indexed, as in production.
+        index: shardmq::store::IndexConfig {
+            dir: root.join("index"),
+            max_hash_slot_num: 5_000_000,
+            max_index_num: 20_000_000,
+            enable: true,
+            safe: false,
+        },
+    };
+    let store = ShardStore::open_with_faults(cfg, ShardId(0), false, Faults::none())
+        .await
+        .unwrap();
+    let h = Rc::new(RefCell::new(hist()));
+    let count = Rc::new(RefCell::new(0u64));
+    let start = Instant::now();
+    let end = start + secs;
+    let tasks: Vec<_> = (0..writers)
+        .map(|w| {
+            let (store, h, count) = (store.clone(), h.clone(), count.clone());
+            glommio::spawn_local(async move {
+                let mut i = w as u64;
+                while Instant::now() < end {
+                    let t = Instant::now();
+                    store.put(put(i)).await.unwrap();
+                    h.borrow_mut()
+                        .record(t.elapsed().as_nanos() as u64)
+                        .unwrap();
+                    *count.borrow_mut() += 1;
+                    i += writers as u64;
+                }
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await;
+    }
+    let elapsed = start.elapsed().as_secs_f64();
+    let fsyncs = store.stats().fsync_count;
+    store.shutdown().await.unwrap();
+    drop(store);
+    let _ = std::fs::remove_dir_all(&root);
+    let n = *count.borrow();
+    let hist = h.borrow().clone();
+    StoreRun {
+        hist,
+        appends_per_sec: n as f64 / elapsed,
+        fsyncs,
+    }
+}
+
+/// CPU cost of the appender per record at a fixed batch size: encode `batch` records into the
+/// chunk vector, stage them into a pooled aligned buffer, give the buffer back.
+async fn micro(dir: &Path, batch: usize) -> f64 {
+    let path = dir.join("micro");
+    let f = DmaFile::create(&path).await.unwrap();
+    let mut pool = WritePool::new(16 << 20);
+    let mut chunk: Vec<u8> = Vec::new();
+    let body = vec![b'm'; RECORD_BODY];
+    let rounds = (200_000 / batch).max(50);
+    let mut done = 0u64;
+    let start = Instant::now();
+    for r in 0..rounds {
+        chunk.clear();
+        for i in 0..batch {
+            record::encode(
+                &RecordFields {
+                    queue_id: 0,
+                    flag: 0,
+                    queue_offset: (r * batch + i) as i64,
+                    phys_offset: chunk.len() as i64,
+                    sys_flag: 0,
+                    born_timestamp: 1_700_000_000_000,
+                    born_host: "127.0.0.1:50000".parse().unwrap(),
+                    store_timestamp: 1_700_000_000_001,
+                    store_host: "127.0.0.1:10911".parse().unwrap(),
+                    reconsume_times: 0,
+                    prepared_tx_offset: 0,
+                    body: &body,
+                    topic: "BenchTopic",
+                    properties: "WAIT\u{1}true",
+                },
+                &mut chunk,
+            );
+        }
+        let len = chunk.len().div_ceil(4096) * 4096;
+        let mut buf = pool.take(&f, len);
+        let dst = buf.as_bytes_mut();
+        dst[..chunk.len()].copy_from_slice(&chunk);
+        dst[chunk.len()..].fill(0);
+        black_box(buf.as_bytes()[0]);
+        pool.give(buf);
+        done += batch as u64;
+    }
+    let ns = start.elapsed().as_nanos() as f64 / done as f64;
+    f.close().await.unwrap();
+    let _ = std::fs::remove_file(&path);
+    ns
+}
+
+fn bench_dir() -> PathBuf {
+    let arg = std::env::args().skip(1).find(|a| !a.starts_with('-'));
+    arg.map(PathBuf::from)
+        .or_else(|| std::env::var_os("SHARDMQ_BENCH_DIR").map(PathBuf::from))
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target/bench-store"))
+}
+
+fn main() {
+    let dir = bench_dir();
+    let secs = Duration::from_secs_f64(
+        std::env::var("SHARDMQ_BENCH_SECS")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(2.0),
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let d = dir.clone();
+    glommio::LocalExecutorBuilder::default()
+        .io_memory(512 << 10)
+        .spawn(move || async move {
+            println!("store bench in {} ({secs:?} per phase)", d.display());
+            // Before any other DMA file on this device (GLOMMIO-NOTES: the ext4 probe).
+            shardmq::store::io::ensure_dma_reads_work(&d).await.unwrap();
+            let raw4 = raw_latency(&d, 4096, secs).await;
+            let raw64 = raw_latency(&d, 64 << 10, secs).await;
+            let bw = raw_bandwidth(&d, secs).await;
+            for (name, h) in [("4 KiB", &raw4), ("64 KiB", &raw64)] {
+                println!(
+                    "raw O_DIRECT write+fdatasync {name:>6}: p50 {:>8.1} us  p99 {:>8.1} us  (n={})",
+                    us(h, 0.5),
+                    us(h, 0.99),
+                    h.len()
+                );
+            }
+            println!(
+                "raw sequential bandwidth ({} MiB writes + fdatasync): {:.1} MiB/s",
+                SEQ_WRITE_BYTES >> 20,
+                bw / (1 << 20) as f64
+            );
+            let mut last = None;
+            for w in WRITERS {
+                let r = store_run(&d, w, secs).await;
+                let rec = record::record_len(RECORD_BODY, "BenchTopic".len(), 11) as f64;
+                println!(
+                    "store SYNC_FLUSH 1 KiB, {w:>2} writers: p50 {:>8.1} us  p99 {:>8.1} us  {:>9.0} appends/s  {:>7.1} MiB/s  {:.1} appends/fdatasync",
+                    us(&r.hist, 0.5),
+                    us(&r.hist, 0.99),
+                    r.appends_per_sec,
+                    r.appends_per_sec * rec / (1 << 20) as f64,
+                    r.hist.len() as f64 / r.fsyncs.max(1) as f64,
+                );
+                last = Some((r, rec));
+            }
+            if let Some((r, rec)) = last {
+                let p99 = us(&r.hist, 0.99);
+                println!(
+                    "ratio p99@64 / raw 4 KiB p99: {:.2}   / raw 64 KiB p99: {:.2}   (goal <= 1.5)",
+                    p99 / us(&raw4, 0.99),
+                    p99 / us(&raw64, 0.99)
+                );
+                println!(
+                    "ratio store bytes/s @64 / raw sequential bandwidth: {:.1} %   (goal >= 50 %)",
+                    100.0 * r.appends_per_sec * rec / bw
+                );
+            }
+            for b in MICRO_BATCHES {
+                let ns = micro(&d, b).await;
+                println!("appender (encode + stage into pooled DMA buffer), batch {b:>3}: {ns:>7.0} ns/op");
+            }
+        })
+        .unwrap()
+        .join()
+        .unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+}

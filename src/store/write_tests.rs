@@ -1,0 +1,207 @@
+//! Write-path tests: injected write/fdatasync failures (the whole batch fails, later puts are
+//! refused, earlier data is still read), the write pool reused in steady state, and rolls that
+//! never wait for a file. Real-disk directory under `target/test-tmp`.
+
+use crate::store::test_util::{base_config, run, test_dir};
+use std::path::Path;
+use std::rc::Rc;
+
+use bytes::Bytes;
+
+use super::faults::Faults;
+use super::record::{self, Decoded};
+use super::*;
+
+fn cfg(dir: &Path, mode: FlushMode, file_size: u64) -> StoreConfig {
+    StoreConfig {
+        commitlog_file_size: file_size,
+        consume_queue_file_size: 20 * 1000,
+        flush_interval_ms: 10,
+        group_commit_max_bytes: GROUP_COMMIT_MAX_BYTES,
+        ..base_config(dir, mode)
+    }
+}
+
+fn one(i: usize) -> PutBatch {
+    sized(i, 0)
+}
+
+/// A one-message put whose body is `body-<i>` padded to at least `len` bytes.
+fn sized(i: usize, len: usize) -> PutBatch {
+    let mut body = format!("body-{i}").into_bytes();
+    if body.len() < len {
+        body.resize(len, b'.');
+    }
+    PutBatch {
+        topic: "T".into(),
+        queue_id: 0,
+        sys_flag: 0,
+        born_timestamp: 1_700_000_000_000,
+        born_host: "127.0.0.1:50000".parse().unwrap(),
+        store_host: "127.0.0.1:10911".parse().unwrap(),
+        reconsume_times: 0,
+        prepared_tx_offset: 0,
+        messages: vec![PutMessage {
+            body: Bytes::from(body),
+            flag: 0,
+            properties: String::new(),
+            tags_code: 0,
+        }],
+        wait_durable: true,
+    }
+}
+
+/// Puts `n` concurrently (they share group-commit batches); returns their results in order.
+async fn put_concurrently(
+    s: &Rc<ShardStore>,
+    from: usize,
+    n: usize,
+) -> Vec<Result<PutResult, StoreError>> {
+    put_sized(s, from, n, 0).await
+}
+
+async fn put_sized(
+    s: &Rc<ShardStore>,
+    from: usize,
+    n: usize,
+    len: usize,
+) -> Vec<Result<PutResult, StoreError>> {
+    let tasks: Vec<_> = (from..from + n)
+        .map(|i| {
+            let s = s.clone();
+            glommio::spawn_local(async move { s.put(sized(i, len)).await })
+        })
+        .collect();
+    let mut out = Vec::new();
+    for t in tasks {
+        out.push(t.await);
+    }
+    out
+}
+
+async fn read_bodies(s: &ShardStore, n: u64) -> Vec<String> {
+    let r = s
+        .get_messages("T", 0, 0, n as u32 + 10, 1 << 20, &|_| true)
+        .await
+        .unwrap();
+    r.records
+        .iter()
+        .map(|rec| {
+            let Decoded::Record(v) = record::check(rec).unwrap() else {
+                panic!("not a record")
+            };
+            String::from_utf8(v.body.to_vec()).unwrap()
+        })
+        .collect()
+}
+
+fn fault_case(mode: FlushMode, faults: &'static str) {
+    let dir = test_dir("fault");
+    let c = cfg(&dir, mode, 1 << 20);
+    run(move || async move {
+        let f = Faults::parse(faults).unwrap();
+        let s = ShardStore::open_with_faults(c, ShardId(0), false, f)
+            .await
+            .unwrap();
+        // Two good batches (one put each), then the faulty one with several puts in it.
+        for i in 0..2 {
+            s.put(one(i)).await.unwrap();
+        }
+        if mode == FlushMode::Async {
+            // The timer's fdatasync happens in the background; writes are what can fail here.
+            glommio::timer::sleep(std::time::Duration::from_millis(30)).await;
+        }
+        let results = put_concurrently(&s, 2, 8).await;
+        for r in &results {
+            let e = r.as_ref().expect_err("a put of the failed batch succeeded");
+            let StoreError::Io { op, path, .. } = e else {
+                panic!("expected an I/O error, got {e:?}")
+            };
+            assert!(["write", "fdatasync"].contains(op), "{e}");
+            assert!(path.contains("commitlog"), "{e}");
+            assert!(e.to_string().contains("injected"), "{e}");
+        }
+        // Later puts are refused with the reason.
+        let later = s.put(one(100)).await.unwrap_err();
+        assert!(
+            matches!(&later, StoreError::NotWritable(why) if why.contains("injected")),
+            "{later:?}"
+        );
+        assert!(s.not_writable().is_some());
+        // Reads of the acknowledged data go on; nothing of the failed batch is visible.
+        assert_eq!(read_bodies(&s, 2).await, vec!["body-0", "body-1"]);
+        assert_eq!(s.max_offset("T", 0), 2);
+        assert!(s.shutdown().await.is_err(), "shutdown reports the failure");
+    });
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn fdatasync_failure_fails_its_batch_then_refuses_writes_sync() {
+    fault_case(FlushMode::Sync, "fdatasync_error_after=2");
+}
+
+#[test]
+fn write_failure_fails_its_batch_then_refuses_writes_sync() {
+    fault_case(FlushMode::Sync, "write_error_after=2");
+}
+
+#[test]
+fn write_failure_fails_its_batch_then_refuses_writes_async() {
+    fault_case(FlushMode::Async, "write_error_after=2");
+}
+
+#[test]
+fn async_timer_fdatasync_failure_stops_writes() {
+    let dir = test_dir("async-sync-fault");
+    let c = cfg(&dir, FlushMode::Async, 1 << 20);
+    run(move || async move {
+        let f = Faults::parse("fdatasync_error_after=0").unwrap();
+        let s = ShardStore::open_with_faults(c, ShardId(0), false, f)
+            .await
+            .unwrap();
+        // Acked once written; the timer's fdatasync then fails.
+        s.put(one(0)).await.unwrap();
+        let mut refused = None;
+        for i in 1..200 {
+            glommio::timer::sleep(std::time::Duration::from_millis(5)).await;
+            if let Err(e) = s.put(one(i)).await {
+                refused = Some(e);
+                break;
+            }
+        }
+        let e = refused.expect("the store kept taking writes after a failed fdatasync");
+        assert!(e.to_string().contains("fdatasync"), "{e:?}");
+        assert!(!read_bodies(&s, 1).await.is_empty());
+    });
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn steady_state_reuses_buffers_and_rolls_never_wait() {
+    let dir = test_dir("steady");
+    // Small files so the run rolls many times.
+    let c = cfg(&dir, FlushMode::Sync, 64 * 1024);
+    run(move || async move {
+        let s = ShardStore::open_with_faults(c, ShardId(0), false, Faults::none())
+            .await
+            .unwrap();
+        for round in 0..40 {
+            for r in put_sized(&s, round * 16, 16, 1000).await {
+                r.unwrap();
+            }
+            // Let the background preallocation run, as idle time between bursts would.
+            glommio::timer::sleep(std::time::Duration::from_millis(2)).await;
+        }
+        let st = s.stats();
+        assert!(st.max_local_offset > 4 * 64 * 1024, "rolled several files");
+        assert_eq!(st.roll_waits, 0, "a put waited for a file: {st:?}");
+        assert!(
+            st.write_buffers_reused > 4 * st.write_buffers_allocated,
+            "write buffers not reused: {st:?}"
+        );
+        assert_eq!(s.max_offset("T", 0), 640);
+        s.shutdown().await.unwrap();
+    });
+    let _ = std::fs::remove_dir_all(&dir);
+}
