@@ -2,6 +2,7 @@
 //! (counts equal what the consumers received, percentiles monotonic, rate within 5 % of target
 //! when unsaturated), and the coordinated-omission correction is proven by stalling the broker
 //! for 1 s (SIGSTOP/SIGCONT) during an open-loop run and during a closed-loop run.
+#![allow(clippy::disallowed_methods)] // reason: plain test threads, not shards
 
 mod common;
 

@@ -10,6 +10,10 @@
 //!
 //! [`run_bench`] is the whole measurement: host limits first (nothing else running), then the
 //! load phase(s) with a live line per second, then the result.
+//!
+//! The orchestration here runs on the tool's main thread, never on a glommio executor, so it
+//! sleeps with `std::thread::sleep`.
+#![allow(clippy::disallowed_methods)]
 
 pub mod env;
 pub mod hist;
@@ -260,7 +264,16 @@ fn sleep_until(t: Instant) {
 
 /// One load phase at `load.rate`.
 fn phase(o: &Options, load: &Load, broker_pid: Option<u32>) -> Result<BenchResult, BenchError> {
-    let shared = Arc::new(Shared::default());
+    let (stats_tx, stats_rx) = std::sync::mpsc::channel();
+    let shared = Arc::new(Shared::new(stats_tx));
+    let mut seconds: std::collections::BTreeMap<u64, run::Second> = Default::default();
+    let collect = |seconds: &mut std::collections::BTreeMap<u64, run::Second>| {
+        while let Ok(batch) = stats_rx.try_recv() {
+            for (k, v) in batch {
+                seconds.entry(k).or_default().merge(v);
+            }
+        }
+    };
     let run_id = format!(
         "{:x}{:x}",
         std::process::id(),
@@ -275,9 +288,9 @@ fn phase(o: &Options, load: &Load, broker_pid: Option<u32>) -> Result<BenchResul
     let epoch = Instant::now() + Duration::from_millis(1500);
     let consumer = run::spawn_consumers(load, epoch, shared.clone(), run_id.clone(), ready_tx);
     let _ = ready_rx.recv_timeout(Duration::from_secs(30));
-    if let Some(e) = shared.setup_error.lock().ok().and_then(|g| g.clone()) {
+    if let Some(e) = shared.setup_error.get() {
         shared.stop_pull.store(true, Ordering::Relaxed);
-        return Err(BenchError::Setup(e));
+        return Err(BenchError::Setup(e.clone()));
     }
     let start = epoch.max(Instant::now() + Duration::from_millis(100));
     let producers = run::spawn_producers(load, epoch, start, &shared, &run_id);
@@ -299,17 +312,11 @@ fn phase(o: &Options, load: &Load, broker_pid: Option<u32>) -> Result<BenchResul
         if sec == warm + dur {
             cpu_to = broker_pid.and_then(limits::process_cpu_us);
         }
+        collect(&mut seconds);
         if !o.quiet {
-            let g = shared.seconds.lock().ok();
-            live_line(sec - 1, g.as_ref().and_then(|g| g.get(&(sec - 1))), &shared);
+            live_line(sec - 1, seconds.get(&(sec - 1)), &shared);
         }
-        if shared
-            .setup_error
-            .lock()
-            .ok()
-            .and_then(|g| g.clone())
-            .is_some()
-        {
+        if shared.setup_error.get().is_some() {
             break;
         }
         sec += 1;
@@ -332,15 +339,10 @@ fn phase(o: &Options, load: &Load, broker_pid: Option<u32>) -> Result<BenchResul
     if let Some(c) = consumer {
         let _ = c.join();
     }
-    if let Some(e) = shared.setup_error.lock().ok().and_then(|g| g.clone()) {
-        return Err(BenchError::Setup(e));
+    if let Some(e) = shared.setup_error.get() {
+        return Err(BenchError::Setup(e.clone()));
     }
-    let seconds = std::mem::take(
-        &mut *shared
-            .seconds
-            .lock()
-            .map_err(|_| BenchError::Setup("statistics lock poisoned".into()))?,
-    );
+    collect(&mut seconds);
     let mut publish = new_hist();
     let mut e2e = new_hist();
     let mut delay = new_hist();
@@ -396,7 +398,7 @@ fn phase(o: &Options, load: &Load, broker_pid: Option<u32>) -> Result<BenchResul
         }),
         _ => None,
     };
-    let first_error = shared.first_error.lock().ok().and_then(|g| g.clone());
+    let first_error = shared.first_error.get().cloned();
     let l = load;
     Ok(BenchResult {
         tool: "mqbench".into(),

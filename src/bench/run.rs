@@ -19,7 +19,8 @@ use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::mpsc::Sender;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -95,21 +96,44 @@ impl Second {
     }
 }
 
-/// Statistics shared by the threads (each thread flushes its own every 250 ms).
-#[derive(Debug, Default)]
+/// Per-second statistics one thread hands over (every 250 ms) to the orchestrating thread.
+pub type SecondsBatch = BTreeMap<u64, Second>;
+
+/// State shared by the client threads and the orchestrating thread: counters for the live line
+/// and the stop flags (atomics), first errors (set once), and the channel the per-second
+/// statistics travel on (no lock on the measuring path: each thread records into its own
+/// `RefCell` and sends its batch).
+#[derive(Debug)]
 pub struct Shared {
-    pub seconds: Mutex<BTreeMap<u64, Second>>,
+    pub stats: Sender<SecondsBatch>,
     pub acked: AtomicU64,
     pub received: AtomicU64,
     pub sent: AtomicU64,
     pub errors: AtomicU64,
     pub in_flight: AtomicU64,
-    pub first_error: Mutex<Option<String>>,
+    pub first_error: OnceLock<String>,
     /// Producers stop issuing.
     pub stop_send: AtomicBool,
     /// Consumers stop pulling.
     pub stop_pull: AtomicBool,
-    pub setup_error: Mutex<Option<String>>,
+    pub setup_error: OnceLock<String>,
+}
+
+impl Shared {
+    pub fn new(stats: Sender<SecondsBatch>) -> Self {
+        Self {
+            stats,
+            acked: AtomicU64::new(0),
+            received: AtomicU64::new(0),
+            sent: AtomicU64::new(0),
+            errors: AtomicU64::new(0),
+            in_flight: AtomicU64::new(0),
+            first_error: OnceLock::new(),
+            stop_send: AtomicBool::new(false),
+            stop_pull: AtomicBool::new(false),
+            setup_error: OnceLock::new(),
+        }
+    }
 }
 
 #[derive(Default)]
@@ -128,7 +152,7 @@ fn us(d: Duration) -> u64 {
     u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
 }
 
-fn hist<'a>(h: &'a mut Option<Histogram<u64>>) -> &'a mut Histogram<u64> {
+fn hist(h: &mut Option<Histogram<u64>>) -> &mut Histogram<u64> {
     h.get_or_insert_with(new_hist)
 }
 
@@ -136,10 +160,8 @@ async fn flusher(local: Rc<RefCell<Local>>, shared: Arc<Shared>, done: Rc<std::c
     loop {
         let last = done.get();
         let taken = std::mem::take(&mut local.borrow_mut().seconds);
-        if let Ok(mut g) = shared.seconds.lock() {
-            for (k, v) in taken {
-                g.entry(k).or_default().merge(v);
-            }
+        if !taken.is_empty() {
+            let _ = shared.stats.send(taken);
         }
         if last {
             return;
@@ -149,11 +171,7 @@ async fn flusher(local: Rc<RefCell<Local>>, shared: Arc<Shared>, done: Rc<std::c
 }
 
 fn note_error(shared: &Shared, e: &str) {
-    if let Ok(mut g) = shared.first_error.lock() {
-        if g.is_none() {
-            *g = Some(e.to_string());
-        }
-    }
+    let _ = shared.first_error.set(e.to_string());
 }
 
 /// A message body of `size` bytes (at least a marker).
@@ -348,9 +366,7 @@ async fn consume_queue(ctx: Rc<ConsumerCtx>, mq: MessageQueue, mut offset: i64) 
 }
 
 fn set_setup_error(shared: &Shared, e: String) {
-    if let Ok(mut g) = shared.setup_error.lock() {
-        g.get_or_insert(e);
-    }
+    let _ = shared.setup_error.set(e);
     shared.stop_send.store(true, Ordering::Relaxed);
     shared.stop_pull.store(true, Ordering::Relaxed);
 }

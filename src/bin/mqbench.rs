@@ -28,7 +28,7 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Cmd {
     /// Run a workload and report its latency, throughput and the host's limits.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// One table (markdown) and one percentile plot of several result files.
     Report {
         #[arg(long)]
@@ -288,7 +288,7 @@ fn side(spec: &str) -> Result<BenchResult, String> {
 fn main_inner() -> Result<(), String> {
     match Cli::parse().cmd {
         Cmd::Run(a) => {
-            let (o, json, plots) = options(a)?;
+            let (o, json, plots) = options(*a)?;
             let r = run_bench(&o).map_err(|e| e.to_string())?;
             println!("{}", report::table(&r));
             if let Some(p) = json {
