@@ -9,6 +9,7 @@
 #
 # Each round runs shardmq then the peer (so drift of the machine hits both alike); each side's
 # runs are merged (histograms, never averaged percentiles) by `mqbench compare`.
+# Env: BIN_DIR (binaries, default target/release), SHARDMQ_SKIP_BUILD=1 (no cargo build).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
@@ -37,15 +38,15 @@ OURS="127.0.0.1:$NS_PORT"; OUR_PID=$BROKER_PID
 A=() B=()
 for r in $(seq 1 "$ROUNDS"); do
   echo "== round $r: shardmq" >&2
-  target/release/mqbench run -n "$OURS" --label shardmq --broker-pid "$OUR_PID" \
+  "$BIN_DIR/mqbench" run -n "$OURS" --label shardmq --broker-pid "$OUR_PID" \
     --json "$OUT/shardmq-$r.json" "${ARGS[@]}" > "$OUT/shardmq-$r.txt"
   A+=("$OUT/shardmq-$r.json")
   echo "== round $r: $PEER_LABEL" >&2
   PIDARG=(); [ -n "$PEER_PID" ] && PIDARG=(--broker-pid "$PEER_PID")
-  target/release/mqbench run -n "$PEER" --label "$PEER_LABEL" "${PIDARG[@]}" \
+  "$BIN_DIR/mqbench" run -n "$PEER" --label "$PEER_LABEL" "${PIDARG[@]}" \
     --json "$OUT/peer-$r.json" "${ARGS[@]}" > "$OUT/peer-$r.txt"
   B+=("$OUT/peer-$r.json")
 done
 join() { local IFS=,; echo "$*"; }
-target/release/mqbench compare --out "$OUT" --a "shardmq=$(join "${A[@]}")" --b "$PEER_LABEL=$(join "${B[@]}")"
+"$BIN_DIR/mqbench" compare --out "$OUT" --a "shardmq=$(join "${A[@]}")" --b "$PEER_LABEL=$(join "${B[@]}")"
 echo "report: $OUT/compare.md (plots: $OUT/*.svg)" >&2

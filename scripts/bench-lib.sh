@@ -2,8 +2,12 @@
 # a shardmq nameserver + broker (or master + slave) from target/release on loopback, teardown.
 # Not a command of its own.
 
+# BIN_DIR: where mqnamesrv, mqbroker and mqbench are (default target/release).
+BIN_DIR="${BIN_DIR:-$ROOT/target/release}"
 BENCH_PIDS=()
-bench_cleanup() { for p in "${BENCH_PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; done; BENCH_PIDS=(); }
+bench_cleanup() { for p in "${BENCH_PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; done; # BIN_DIR: where mqnamesrv, mqbroker and mqbench are (default target/release).
+BIN_DIR="${BIN_DIR:-$ROOT/target/release}"
+BENCH_PIDS=(); }
 
 free_port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
 # A port p with p-2 (VIP), p and p+1 (HA) free.
@@ -32,7 +36,7 @@ start_namesrv() {
   local d=$1; mkdir -p "$d/home"
   NS_PORT=$(free_port)
   printf 'listenPort=%s\nkvConfigPath=%s/kv.json\n' "$NS_PORT" "$d" > "$d/ns.properties"
-  HOME="$d/home" "$ROOT/target/release/mqnamesrv" -c "$d/ns.properties" >"$d/ns.log" 2>&1 &
+  HOME="$d/home" "$BIN_DIR/mqnamesrv" -c "$d/ns.properties" >"$d/ns.log" 2>&1 &
   BENCH_PIDS+=($!)
   wait_port "$NS_PORT" || { echo "mqnamesrv did not start (see $d/ns.log)" >&2; return 1; }
 }
@@ -49,7 +53,7 @@ start_broker() {
     printf 'autoCreateTopicEnable=true\nnamesrvAddr=127.0.0.1:%s\n' "$NS_PORT"
     for kv in "$@"; do printf '%s\n' "$kv"; done
   } > "$d/broker.properties"
-  HOME="$d/home" "$ROOT/target/release/mqbroker" -c "$d/broker.properties" >"$d/broker.log" 2>&1 &
+  HOME="$d/home" "$BIN_DIR/mqbroker" -c "$d/broker.properties" >"$d/broker.log" 2>&1 &
   BROKER_PID=$!
   BENCH_PIDS+=($BROKER_PID)
   wait_port "$BROKER_PORT" || { echo "mqbroker did not start (see $d/broker.log)" >&2; return 1; }

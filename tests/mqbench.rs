@@ -225,3 +225,37 @@ fn coordinated_omission_stall_shows_in_open_loop_only() {
     );
     assert_eq!(o["counts"]["errors"].as_u64(), Some(0));
 }
+
+/// scripts/bench-compare.sh against a second shardmq (ASYNC_FLUSH here, SYNC_FLUSH started by
+/// the script) standing in for the peer: one round each, one side-by-side report.
+#[test]
+fn bench_compare_script_writes_a_side_by_side_report() {
+    let peer = Cluster::start("mqbench_peer", Flush::Async);
+    let out = peer.dir.file("compare");
+    let bin_dir = Path::new(MQBENCH).parent().expect("bin dir");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let r = Command::new(root.join("scripts/bench-compare.sh"))
+        .env("BIN_DIR", bin_dir)
+        .env("SHARDMQ_SKIP_BUILD", "1")
+        .args(["--peer", &peer.namesrv_addr(), "--peer-label", "peer-async"])
+        .args(["--rounds", "1", "--flush", "SYNC_FLUSH", "--out"])
+        .arg(&out)
+        .args(["--", "--rate", "200", "--duration", "2", "--warmup", "0"])
+        .args(["--skip-limits", "--quiet", "--queues", "2"])
+        .output()
+        .expect("run bench-compare.sh");
+    assert!(
+        r.status.success(),
+        "bench-compare.sh failed: {}\n{}\n{}",
+        String::from_utf8_lossy(&r.stdout),
+        String::from_utf8_lossy(&r.stderr),
+        peer.logs()
+    );
+    let md = std::fs::read_to_string(out.join("compare.md")).expect("compare.md");
+    eprintln!("{md}");
+    assert!(md.contains("shardmq (1 runs)") && md.contains("peer-async (1 runs)"), "{md}");
+    assert!(md.contains("SYNC_FLUSH") && md.contains("ASYNC_FLUSH"), "{md}");
+    for f in ["compare-percentiles.svg", "a-latency.svg", "b-throughput.svg"] {
+        assert!(out.join(f).exists(), "{f} missing");
+    }
+}
