@@ -253,9 +253,19 @@ fn bench_compare_script_writes_a_side_by_side_report() {
     );
     let md = std::fs::read_to_string(out.join("compare.md")).expect("compare.md");
     eprintln!("{md}");
-    assert!(md.contains("shardmq (1 runs)") && md.contains("peer-async (1 runs)"), "{md}");
-    assert!(md.contains("SYNC_FLUSH") && md.contains("ASYNC_FLUSH"), "{md}");
-    for f in ["compare-percentiles.svg", "a-latency.svg", "b-throughput.svg"] {
+    assert!(
+        md.contains("shardmq (1 runs)") && md.contains("peer-async (1 runs)"),
+        "{md}"
+    );
+    assert!(
+        md.contains("SYNC_FLUSH") && md.contains("ASYNC_FLUSH"),
+        "{md}"
+    );
+    for f in [
+        "compare-percentiles.svg",
+        "a-latency.svg",
+        "b-throughput.svg",
+    ] {
         assert!(out.join(f).exists(), "{f} missing");
     }
 }

@@ -241,6 +241,13 @@ pub fn table(r: &BenchResult) -> String {
         opt_ratio(q.publish_p50_over_loopback_rtt_p50),
         opt_ratio(q.e2e_p50_over_loopback_rtt_p50)
     );
+    if r.mode == "open-loop" && r.send_delay_us.p99 > 5_000 {
+        let _ = writeln!(
+            s,
+            "note: send delay p99 {} ms: mqbench itself fell behind the offered rate (client CPU-starved?); the latency above includes that",
+            ms(r.send_delay_us.p99)
+        );
+    }
     if let Some(k) = r.knee {
         let _ = writeln!(s, "sweep knee: {k:.0} msgs/s");
     }
