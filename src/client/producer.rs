@@ -37,7 +37,7 @@ thread_local! {
 }
 
 /// A 32-hex-digit unique id in the shape Java's `MessageClientIDSetter` makes: 4 bytes of
-/// address (loopback here), pid, a per-process start time, and a counter.
+/// address (loopback here), pid, a per-thread tag, the time in seconds, and a counter.
 fn uniq_key() -> String {
     let n = UNIQ_COUNTER.with(|c| {
         let v = c.get().wrapping_add(1);
@@ -48,9 +48,9 @@ fn uniq_key() -> String {
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
     format!(
-        "7F000001{:04X}{:08X}{:08X}{:08X}",
+        "7F000001{:04X}{:04X}{:08X}{:08X}",
         std::process::id() & 0xFFFF,
-        thread_id_hash(),
+        thread_id_hash() & 0xFFFF,
         secs & 0xFFFF_FFFF,
         n
     )
