@@ -50,17 +50,25 @@ fn main() {
         let body = vec![b'x'; size];
         let f = fields(&body);
         let mut out = Vec::with_capacity(size + 256);
-        measure(&format!("record encode ({size} B body, with CRC)"), n, || {
-            out.clear();
-            record::encode(black_box(&f), &mut out);
-        });
+        measure(
+            &format!("record encode ({size} B body, with CRC)"),
+            n,
+            || {
+                out.clear();
+                record::encode(black_box(&f), &mut out);
+            },
+        );
         let encoded = out.clone();
         measure(&format!("record decode ({size} B body, no CRC)"), n, || {
             black_box(record::decode(black_box(&encoded)).unwrap());
         });
-        measure(&format!("record check ({size} B body, CRC verified)"), n, || {
-            black_box(record::check(black_box(&encoded)).unwrap());
-        });
+        measure(
+            &format!("record check ({size} B body, CRC verified)"),
+            n,
+            || {
+                black_box(record::check(black_box(&encoded)).unwrap());
+            },
+        );
     }
     for size in [128usize, 4096, 65536] {
         let body = vec![7u8; size];
