@@ -10,9 +10,13 @@
 //! - `namesrv`: the nameserver logic (route table, broker liveness, KV config);
 //!   `namesrv_service` runs it on an executor of its own.
 //! - `broker`: the broker (handlers, topic/group/offset managers, registration, start-up).
+//! - `client`: the client library (routes, producer, pull consumer, admin calls) of the tools.
+//! - `bench`: mqbench (open/closed-loop latency harness, host limits, report, plots).
 //! - `logging`, `signals`: process plumbing for the binaries.
 
+pub mod bench;
 pub mod broker;
+pub mod client;
 pub mod config;
 pub mod constants;
 pub mod logging;

@@ -1,0 +1,271 @@
+//! mqbench against real processes (tests/common harness): the JSON it writes is checked
+//! (counts equal what the consumers received, percentiles monotonic, rate within 5 % of target
+//! when unsaturated), and the coordinated-omission correction is proven by stalling the broker
+//! for 1 s (SIGSTOP/SIGCONT) during an open-loop run and during a closed-loop run.
+#![allow(clippy::disallowed_methods)] // reason: plain test threads, not shards
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::thread::sleep;
+use std::time::Duration;
+
+use common::*;
+use serde_json::Value;
+
+const MQBENCH: &str = env!("CARGO_BIN_EXE_mqbench");
+
+/// Runs `mqbench run` with `args`; when `stall` is given, SIGSTOPs `stall.0` for `stall.1` once
+/// the first live line (second 0 of the load) appears. Returns the JSON result.
+fn mqbench(c: &Cluster, json: &Path, args: &[&str], stall: Option<(u32, Duration)>) -> Value {
+    let ns = c.namesrv_addr();
+    let mut child = Command::new(MQBENCH)
+        .args(["run", "-n", &ns, "--json"])
+        .arg(json)
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn mqbench");
+    let stderr = child.stderr.take().expect("stderr");
+    let (tx, rx) = mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        let mut all = String::new();
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if line.starts_with("[   0s]") {
+                let _ = tx.send(());
+            }
+            all.push_str(&line);
+            all.push('\n');
+        }
+        all
+    });
+    if let Some((pid, d)) = stall {
+        rx.recv_timeout(Duration::from_secs(30))
+            .expect("mqbench printed no live line within 30 s");
+        let pid = libc::pid_t::try_from(pid).expect("pid");
+        // SAFETY: kill(2) on the broker child the harness spawned.
+        unsafe { libc::kill(pid, libc::SIGSTOP) };
+        sleep(d);
+        // SAFETY: as above.
+        unsafe { libc::kill(pid, libc::SIGCONT) };
+    }
+    let out = child.wait_with_output().expect("wait mqbench");
+    let err = reader.join().unwrap_or_default();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "mqbench failed: {}\n{stdout}\n{err}\n{}",
+        out.status,
+        c.logs()
+    );
+    eprintln!("{stdout}");
+    serde_json::from_str(&std::fs::read_to_string(json).expect("read json")).expect("json")
+}
+
+fn summary_monotonic(v: &Value, what: &str) {
+    let keys = ["min", "p50", "p90", "p99", "p999", "p9999", "max"];
+    let vals: Vec<u64> = keys
+        .iter()
+        .map(|k| {
+            v[*k]
+                .as_u64()
+                .unwrap_or_else(|| panic!("{what}.{k} missing: {v}"))
+        })
+        .collect();
+    assert!(
+        vals.windows(2).all(|w| w[0] <= w[1]),
+        "{what} percentiles not monotonic: {vals:?}"
+    );
+}
+
+#[test]
+fn open_loop_run_counts_rates_and_percentiles() {
+    let c = Cluster::start("mqbench_open", Flush::Async);
+    let json = c.dir.file("open.json");
+    let plots = c.dir.file("plots");
+    let pid = c.broker.pid().expect("broker pid").to_string();
+    let plots_s = plots.display().to_string();
+    let r = mqbench(
+        &c,
+        &json,
+        &[
+            "--rate",
+            "500",
+            "--producers",
+            "2",
+            "--consumers",
+            "1",
+            "--warmup",
+            "1",
+            "--duration",
+            "3",
+            "--size",
+            "128",
+            "--queues",
+            "4",
+            "--label",
+            "open",
+            "--broker-pid",
+            &pid,
+            "--plots",
+            &plots_s,
+            "--keys",
+        ],
+        None,
+    );
+    let n = &r["counts"];
+    let sent = n["sent"].as_u64().expect("sent");
+    assert!(sent >= 1900, "sent {sent} of ~2000");
+    assert_eq!(n["errors"].as_u64(), Some(0), "{r}");
+    assert_eq!(n["acked"].as_u64(), Some(sent), "every send acknowledged");
+    assert_eq!(
+        n["received"].as_u64(),
+        Some(sent),
+        "consumers received exactly what was acknowledged"
+    );
+    let rate = r["rate"]["acked_per_s"].as_f64().expect("rate");
+    assert!(
+        (rate - 500.0).abs() <= 25.0,
+        "acked rate {rate}/s not within 5 % of 500/s"
+    );
+    summary_monotonic(&r["publish_us"], "publish_us");
+    summary_monotonic(&r["e2e_us"], "e2e_us");
+    assert_eq!(r["mode"].as_str(), Some("open-loop"));
+    assert_eq!(r["environment"]["flush_mode"].as_str(), Some("ASYNC_FLUSH"));
+    assert_eq!(
+        r["environment"]["broker_role"].as_str(),
+        Some("ASYNC_MASTER")
+    );
+    assert!(r["environment"]["cores"].as_u64().unwrap_or(0) >= 1);
+    assert!(r["limits"]["fsync"]["write_fdatasync_4k_us"]["count"].as_u64() > Some(0));
+    assert!(r["limits"]["loopback_rtt_us"]["p50"].as_u64() > Some(0));
+    assert!(
+        r["broker_cpu"]["us_per_message"].as_f64().is_some(),
+        "{}",
+        r["broker_cpu"]
+    );
+    for p in [
+        "open-percentiles.svg",
+        "open-latency.svg",
+        "open-throughput.svg",
+    ] {
+        let text = std::fs::read_to_string(plots.join(p)).expect("plot written");
+        assert!(text.starts_with("<svg"), "{p} is not SVG");
+    }
+    // The side-by-side report of two result sets (what bench-compare.sh calls).
+    let j = json.display().to_string();
+    let out = c.dir.file("cmp");
+    let st = Command::new(MQBENCH)
+        .args(["compare", "--out"])
+        .arg(&out)
+        .args(["--a", &format!("x={j},{j}"), "--b", &format!("y={j}")])
+        .output()
+        .expect("run compare");
+    assert!(
+        st.status.success(),
+        "{}",
+        String::from_utf8_lossy(&st.stderr)
+    );
+    let md = std::fs::read_to_string(out.join("compare.md")).expect("compare.md");
+    assert!(
+        md.contains("x (2 runs)") && md.contains("| acked msgs/s |"),
+        "{md}"
+    );
+    assert!(out.join("compare-percentiles.svg").exists());
+}
+
+/// A 1 s broker stall: open loop sees it in p99.9 (every send due during the stall waits),
+/// closed loop hides it (one sample waits, the loop stops offering load).
+#[test]
+fn coordinated_omission_stall_shows_in_open_loop_only() {
+    let c = Cluster::start("mqbench_co", Flush::Async);
+    let pid = c.broker.pid().expect("broker pid");
+    let stall = Some((pid, Duration::from_secs(1)));
+    let common = [
+        "--producers",
+        "1",
+        "--consumers",
+        "0",
+        "--warmup",
+        "0",
+        "--duration",
+        "5",
+        "--skip-limits",
+        "--queues",
+        "2",
+    ];
+    let mut open = vec!["--rate", "200", "--label", "open"];
+    open.extend_from_slice(&common);
+    let o = mqbench(&c, &c.dir.file("co-open.json"), &open, stall);
+    let mut closed = vec!["--closed-loop", "--rate", "0", "--label", "closed"];
+    closed.extend_from_slice(&common);
+    let k = mqbench(&c, &c.dir.file("co-closed.json"), &closed, stall);
+    let (op, cp) = (&o["publish_us"], &k["publish_us"]);
+    let o999 = op["p999"].as_u64().expect("open p999");
+    let c999 = cp["p999"].as_u64().expect("closed p999");
+    eprintln!(
+        "stall: open p99.9 {o999} µs, closed p99.9 {c999} µs, closed max {}",
+        cp["max"]
+    );
+    assert!(
+        o999 >= 500_000,
+        "open-loop p99.9 {o999} µs does not show the 1 s stall"
+    );
+    assert!(
+        cp["max"].as_u64() >= Some(500_000),
+        "closed-loop max must still see the stalled send: {cp}"
+    );
+    assert!(
+        c999 * 4 < o999,
+        "closed-loop p99.9 {c999} µs should be far below open-loop {o999} µs"
+    );
+    assert_eq!(o["counts"]["errors"].as_u64(), Some(0));
+}
+
+/// scripts/bench-compare.sh against a second shardmq (ASYNC_FLUSH here, SYNC_FLUSH started by
+/// the script) standing in for the peer: one round each, one side-by-side report.
+#[test]
+fn bench_compare_script_writes_a_side_by_side_report() {
+    let peer = Cluster::start("mqbench_peer", Flush::Async);
+    let out = peer.dir.file("compare");
+    let bin_dir = Path::new(MQBENCH).parent().expect("bin dir");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let r = Command::new(root.join("scripts/bench-compare.sh"))
+        .env("BIN_DIR", bin_dir)
+        .env("SHARDMQ_SKIP_BUILD", "1")
+        .args(["--peer", &peer.namesrv_addr(), "--peer-label", "peer-async"])
+        .args(["--rounds", "1", "--flush", "SYNC_FLUSH", "--out"])
+        .arg(&out)
+        .args(["--", "--rate", "200", "--duration", "2", "--warmup", "0"])
+        .args(["--skip-limits", "--quiet", "--queues", "2"])
+        .output()
+        .expect("run bench-compare.sh");
+    assert!(
+        r.status.success(),
+        "bench-compare.sh failed: {}\n{}\n{}",
+        String::from_utf8_lossy(&r.stdout),
+        String::from_utf8_lossy(&r.stderr),
+        peer.logs()
+    );
+    let md = std::fs::read_to_string(out.join("compare.md")).expect("compare.md");
+    eprintln!("{md}");
+    assert!(
+        md.contains("shardmq (1 runs)") && md.contains("peer-async (1 runs)"),
+        "{md}"
+    );
+    assert!(
+        md.contains("SYNC_FLUSH") && md.contains("ASYNC_FLUSH"),
+        "{md}"
+    );
+    for f in [
+        "compare-percentiles.svg",
+        "a-latency.svg",
+        "b-throughput.svg",
+    ] {
+        assert!(out.join(f).exists(), "{f} missing");
+    }
+}
