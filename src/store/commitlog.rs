@@ -51,26 +51,26 @@ struct Chunk {
 }
 
 #[derive(Debug)]
-struct Waiter {
-    tx: oneshot::Sender<Result<(), StoreError>>,
-    durable: bool,
+pub(super) struct Waiter {
+    pub(super) tx: oneshot::Sender<Result<(), StoreError>>,
+    pub(super) durable: bool,
 }
 
 #[derive(Debug)]
-struct DispatchItem {
-    queue: (String, u32),
-    queue_offset: u64,
-    entry: CqEntry,
+pub(super) struct DispatchItem {
+    pub(super) queue: (String, u32),
+    pub(super) queue_offset: u64,
+    pub(super) entry: CqEntry,
 }
 
 #[derive(Debug, Default)]
-struct Batch {
+pub(super) struct Batch {
     chunks: Vec<Chunk>,
-    waiters: Vec<Waiter>,
-    dispatch: Vec<DispatchItem>,
+    pub(super) waiters: Vec<Waiter>,
+    pub(super) dispatch: Vec<DispatchItem>,
     bytes: usize,
-    end: u64,
-    last_store_timestamp: i64,
+    pub(super) end: u64,
+    pub(super) last_store_timestamp: i64,
 }
 
 /// Mutable commit-log state.
@@ -90,8 +90,8 @@ pub(crate) struct Log {
     cache_bytes: usize,
     /// Files written since their last fdatasync (Async mode).
     dirty: Vec<Segment>,
-    not_writable: Option<String>,
-    closed: bool,
+    pub(crate) not_writable: Option<String>,
+    pub(crate) closed: bool,
 }
 
 impl Log {
@@ -130,13 +130,13 @@ pub(crate) struct Queue {
 
 /// A level-triggered wake-up for the single flusher task.
 #[derive(Debug, Default)]
-struct Notify {
+pub(super) struct Notify {
     flag: Cell<bool>,
     waker: RefCell<Option<Waker>>,
 }
 
 impl Notify {
-    fn notify(&self) {
+    pub(super) fn notify(&self) {
         self.flag.set(true);
         if let Some(w) = self.waker.borrow_mut().take() {
             w.wake();
@@ -158,6 +158,9 @@ impl Notify {
 /// Called with (topic, queue id) after new entries of that queue were dispatched.
 pub type ArrivalListener = Box<dyn Fn(&str, u32)>;
 
+/// Called with the shard's new visible end (local offset) after a batch became visible.
+pub type EndListener = Box<dyn Fn(u64)>;
+
 /// The per-shard store. See the module doc for the contracts.
 pub struct ShardStore {
     pub(crate) cfg: StoreConfig,
@@ -167,9 +170,13 @@ pub struct ShardStore {
     pub(crate) checkpoint: Checkpoint,
     pub(crate) shard_dir: PathBuf,
     stats: Cell<StoreStats>,
-    notify: Rc<Notify>,
+    pub(super) notify: Rc<Notify>,
     me: Weak<ShardStore>,
     listener: RefCell<Option<Rc<ArrivalListener>>>,
+    /// Called with the new visible end after each batch became visible (HA shipper hook).
+    end_listener: RefCell<Option<Rc<EndListener>>>,
+    /// Replication: a record cut by the last transfer (replica.rs).
+    pub(super) replica_carry: RefCell<super::replica::ReplicaCarry>,
     segment_lock: glommio::sync::Semaphore,
     cq_lock: glommio::sync::Semaphore,
 }
@@ -215,6 +222,8 @@ impl ShardStore {
             shard_dir: r.shard_dir,
             notify: Rc::new(Notify::default()),
             listener: RefCell::new(None),
+            end_listener: RefCell::new(None),
+            replica_carry: super::replica::new_carry(),
             segment_lock: glommio::sync::Semaphore::new(1),
             cq_lock: glommio::sync::Semaphore::new(1),
         });
@@ -233,7 +242,7 @@ impl ShardStore {
         self.cfg.commitlog_file_size
     }
 
-    fn update_stats(&self, f: impl FnOnce(&mut StoreStats)) {
+    pub(super) fn update_stats(&self, f: impl FnOnce(&mut StoreStats)) {
         let mut s = self.stats.get();
         f(&mut s);
         self.stats.set(s);
@@ -287,7 +296,7 @@ impl ShardStore {
         }
     }
 
-    fn current_segment_end(&self, log: &Log) -> u64 {
+    pub(super) fn current_segment_end(&self, log: &Log) -> u64 {
         log.segments
             .last()
             .map_or(0, |s| s.start + self.file_size())
@@ -438,7 +447,7 @@ impl ShardStore {
     }
 
     /// The batch new bytes go into: the newest pending one unless it reached the byte limit.
-    fn open_batch<'a>(&self, log: &'a mut Log) -> &'a mut Batch {
+    pub(super) fn open_batch<'a>(&self, log: &'a mut Log) -> &'a mut Batch {
         let full = log
             .batches
             .back()
@@ -452,7 +461,7 @@ impl ShardStore {
     }
 
     /// Ends the current file with a blank marker and moves to the prepared next file.
-    fn roll(&self, log: &mut Log, seg_end: u64) {
+    pub(super) fn roll(&self, log: &mut Log, seg_end: u64) {
         let remaining = seg_end - log.write_pos;
         let seg_start = log.segments.last().map_or(0, |s| s.start);
         if remaining > 0 {
@@ -489,7 +498,7 @@ impl ShardStore {
     }
 
     /// Creates the file starting at `start` (the end of the current one) unless it exists.
-    async fn ensure_next_segment(&self, start: u64) -> Result<(), StoreError> {
+    pub(super) async fn ensure_next_segment(&self, start: u64) -> Result<(), StoreError> {
         let _permit = self
             .segment_lock
             .acquire_permit(1)
@@ -516,7 +525,7 @@ impl ShardStore {
         Ok(())
     }
 
-    fn maybe_preallocate(self: &ShardStore) {
+    pub(super) fn maybe_preallocate(self: &ShardStore) {
         let log = self.log.borrow();
         let Some(cur) = log.segments.last() else {
             return;
@@ -727,6 +736,10 @@ impl ShardStore {
                 l(topic, *qid);
             }
         }
+        let end_listener = self.end_listener.borrow().clone();
+        if let Some(l) = end_listener {
+            l(end);
+        }
     }
 
     /// An I/O error: fail this batch and everything queued behind it; refuse further puts.
@@ -802,6 +815,11 @@ impl ShardStore {
         self.flush_consume_queues(true).await
     }
 
+    /// Called with the new visible end after every batch became visible (the HA shipper).
+    pub fn set_end_listener(&self, f: EndListener) {
+        *self.end_listener.borrow_mut() = Some(Rc::new(f));
+    }
+
     /// Called after new entries were dispatched to a queue of this shard.
     pub fn set_arrival_listener(&self, f: ArrivalListener) {
         *self.listener.borrow_mut() = Some(Rc::new(f));
@@ -812,7 +830,7 @@ impl ShardStore {
     }
 }
 
-fn push_bytes(batch: &mut Batch, seg_start: u64, pos: u64, bytes: Vec<u8>) {
+pub(super) fn push_bytes(batch: &mut Batch, seg_start: u64, pos: u64, bytes: Vec<u8>) {
     batch.bytes += bytes.len();
     if let Some(c) = batch.chunks.last_mut() {
         if c.seg_start == seg_start && c.pos + c.bytes.len() as u64 == pos {

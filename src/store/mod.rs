@@ -12,7 +12,8 @@
 //!
 //! Modules: `record` (pure record layout), `consume_queue` (20-byte units), `checkpoint`
 //! (checkpoint + abort marker), `io` (glommio files, the ext4 probe), `commitlog` (appender,
-//! flusher, reads), `recovery` (startup scan).
+//! flusher, reads), `recovery` (startup scan), `replica` (master/slave replication: shipping
+//! and appending raw commit-log bytes).
 
 pub mod checkpoint;
 pub mod commitlog;
@@ -22,6 +23,7 @@ pub mod io;
 mod reader;
 pub mod record;
 mod recovery;
+pub mod replica;
 #[cfg(test)]
 mod tests;
 
@@ -32,7 +34,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 pub use checkpoint::{abort_exists, create_abort, remove_abort};
-pub use commitlog::{ArrivalListener, ShardStore};
+pub use commitlog::{ArrivalListener, EndListener, ShardStore};
 
 /// Bits of a global physical offset that hold the shard-local offset.
 pub const LOCAL_OFFSET_BITS: u32 = 48;
