@@ -15,6 +15,7 @@
 pub mod broker;
 pub mod config;
 pub mod constants;
+pub mod ha;
 pub mod logging;
 pub mod namesrv;
 pub mod namesrv_service;

@@ -69,6 +69,10 @@ pub struct BrokerShard {
     pub stopping: std::cell::Cell<bool>,
     /// Clients of every nameserver (shard 0 only; empty elsewhere).
     pub namesrv_clients: Vec<crate::net::RemotingClient>,
+    /// This shard's replication state (master: connected slaves and SYNC_MASTER waits).
+    pub ha: crate::ha::ShardHaRef,
+    /// A slave's master addresses, shared by all shards.
+    pub ha_shared: Arc<crate::ha::HaShared>,
 }
 
 impl std::fmt::Debug for BrokerShard {

@@ -53,6 +53,7 @@ pub fn run(settings: BrokerSettings) -> Result<(), String> {
     }
     let mut persisted = Some(load_persisted(&settings.config_dir)?);
     let (mesh, inboxes) = Mesh::<BrokerShard>::new(settings.shard_count);
+    let ha_shared = crate::ha::shared();
     let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<usize, String>>();
     let mut stop_senders = Vec::new();
     let mut handles = Vec::new();
@@ -60,13 +61,14 @@ pub fn run(settings: BrokerSettings) -> Result<(), String> {
         let (stop_tx, stop_rx) = futures::channel::oneshot::channel::<()>();
         stop_senders.push(stop_tx);
         let (settings, mesh, ready) = (settings.clone(), mesh.clone(), ready_tx.clone());
+        let ha_shared = ha_shared.clone();
         // Only shard 0 owns the control plane.
         let control = if id == 0 { persisted.take() } else { None };
         let handle = LocalExecutorBuilder::new(Placement::Unbound)
             .name(&format!("shard-{id}"))
             .io_memory(GLOMMIO_IO_MEMORY_BYTES)
             .spawn(move || async move {
-                match start_shard(id, settings, mesh, inbox, abnormal, control).await {
+                match start_shard(id, settings, mesh, inbox, abnormal, control, ha_shared).await {
                     Ok(shard) => {
                         let _ = ready.send(Ok(id));
                         let _ = stop_rx.await;
@@ -124,6 +126,7 @@ async fn start_shard(
     inbox: Inbox<BrokerShard>,
     abnormal: bool,
     persisted: Option<Persisted>,
+    ha_shared: Arc<crate::ha::HaShared>,
 ) -> Result<Rc<BrokerShard>, String> {
     let shard_id = ShardId(u16::try_from(id).map_err(|_| format!("shard id {id} too large"))?);
     let store = ShardStore::open(settings.store.clone(), shard_id, abnormal)
@@ -174,7 +177,18 @@ async fn start_shard(
         conns: RefCell::new(HashMap::new()),
         stopping: Cell::new(false),
         namesrv_clients,
+        ha: Rc::new(crate::ha::ShardHa::default()),
+        ha_shared,
     });
+    {
+        // The replication shipper of this shard wakes when its visible end moves.
+        let ha = Rc::downgrade(&shard.ha);
+        store.set_end_listener(Box::new(move |_| {
+            if let Some(ha) = ha.upgrade() {
+                ha.end_moved.wake();
+            }
+        }));
+    }
     let weak: Weak<BrokerShard> = Rc::downgrade(&shard);
     store.set_arrival_listener(Box::new(move |topic, queue_id| {
         if let Some(s) = weak.upgrade() {
@@ -186,7 +200,7 @@ async fn start_shard(
         shard: shard.clone(),
     });
     for port in [settings.listen_port, settings.vip_port] {
-        let addr = SocketAddr::from(([0, 0, 0, 0], port));
+        let addr = SocketAddr::from((settings.bind_ip, port));
         let listener = crate::net::server::bind(addr)
             .map_err(|e| format!("shard {id}: cannot listen on {addr}: {e}"))?;
         glommio::spawn_local(crate::net::server::serve(
@@ -195,6 +209,17 @@ async fn start_shard(
             shard_id.0,
         ))
         .detach();
+    }
+    if settings.role.is_slave() {
+        glommio::spawn_local(crate::ha::run_replication(shard.clone())).detach();
+        if id == 0 {
+            glommio::spawn_local(crate::ha::meta::sync_periodically(shard.clone())).detach();
+        }
+    } else {
+        let addr = SocketAddr::from((settings.bind_ip, settings.ha.listen_port));
+        let listener = crate::net::server::bind(addr)
+            .map_err(|e| format!("shard {id}: cannot listen on the HA port {addr}: {e}"))?;
+        glommio::spawn_local(crate::ha::serve_ha_port(shard.clone(), listener)).detach();
     }
     if id == 0 {
         if shard.mesh.shard_count() > 1 {
