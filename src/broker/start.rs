@@ -244,6 +244,22 @@ async fn housekeeping(shard: Rc<BrokerShard>) {
     }
 }
 
+/// Persists the control-plane files now (on shard 0), as upstream does right after a topic
+/// is created or changed, so a kill -9 right after does not lose it.
+pub fn persist_soon(shard: &Rc<BrokerShard>) {
+    let shard = shard.clone();
+    glommio::spawn_local(async move {
+        let posted = shard
+            .mesh
+            .post_to(0, |s| Box::pin(async move { persist_control(&s).await }))
+            .await;
+        if let Err(e) = posted {
+            tracing::warn!("cannot persist the control plane: {e}");
+        }
+    })
+    .detach();
+}
+
 async fn persist_control(shard: &Rc<BrokerShard>) {
     let Some(cp) = &shard.control else { return };
     let dir = shard.settings.config_dir.clone();

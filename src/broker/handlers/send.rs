@@ -117,6 +117,7 @@ async fn topic_config(
             if let Ok((_, true)) = &r {
                 let table = cp.topics.snapshot();
                 register::after_topic_change(s, table);
+                crate::broker::start::persist_soon(s);
             }
             r.map(|(c, _)| c)
         })
