@@ -14,7 +14,11 @@
 //! The layouts use fixed addresses and ports (those of the guide), so the tests of this file
 //! run one at a time.
 
-#![allow(clippy::unwrap_used, clippy::disallowed_methods)] // reason: test code
+#![allow(
+    clippy::unwrap_used,
+    clippy::disallowed_methods,
+    clippy::disallowed_types // reason: test code; the Mutex only serialises tests on one thread each
+)]
 
 mod common;
 

@@ -71,8 +71,6 @@ pub struct BrokerShard {
     pub namesrv_clients: Vec<crate::net::RemotingClient>,
     /// This shard's replication state (master: connected slaves and SYNC_MASTER waits).
     pub ha: crate::ha::ShardHaRef,
-    /// A slave's master addresses, shared by all shards.
-    pub ha_shared: Arc<crate::ha::HaShared>,
 }
 
 impl std::fmt::Debug for BrokerShard {

@@ -68,9 +68,11 @@ pub async fn register_all(shard: &Rc<BrokerShard>, table: &TopicTable, oneway: b
         };
         match result {
             Ok(Some(resp)) if resp.code == response::SUCCESS && s_is_slave(shard) => {
-                shard
-                    .ha_shared
-                    .update(resp.field("masterAddr"), resp.field("haServerAddr"));
+                crate::ha::on_register_answer(
+                    shard,
+                    resp.field("masterAddr"),
+                    resp.field("haServerAddr"),
+                );
                 tracing::debug!(namesrv = client.addr(), "registered");
             }
             Ok(Some(resp)) if resp.code != response::SUCCESS => tracing::warn!(

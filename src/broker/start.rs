@@ -53,7 +53,6 @@ pub fn run(settings: BrokerSettings) -> Result<(), String> {
     }
     let mut persisted = Some(load_persisted(&settings.config_dir)?);
     let (mesh, inboxes) = Mesh::<BrokerShard>::new(settings.shard_count);
-    let ha_shared = crate::ha::shared();
     let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<usize, String>>();
     let mut stop_senders = Vec::new();
     let mut handles = Vec::new();
@@ -61,14 +60,13 @@ pub fn run(settings: BrokerSettings) -> Result<(), String> {
         let (stop_tx, stop_rx) = futures::channel::oneshot::channel::<()>();
         stop_senders.push(stop_tx);
         let (settings, mesh, ready) = (settings.clone(), mesh.clone(), ready_tx.clone());
-        let ha_shared = ha_shared.clone();
         // Only shard 0 owns the control plane.
         let control = if id == 0 { persisted.take() } else { None };
         let handle = LocalExecutorBuilder::new(Placement::Unbound)
             .name(&format!("shard-{id}"))
             .io_memory(GLOMMIO_IO_MEMORY_BYTES)
             .spawn(move || async move {
-                match start_shard(id, settings, mesh, inbox, abnormal, control, ha_shared).await {
+                match start_shard(id, settings, mesh, inbox, abnormal, control).await {
                     Ok(shard) => {
                         let _ = ready.send(Ok(id));
                         let _ = stop_rx.await;
@@ -126,7 +124,6 @@ async fn start_shard(
     inbox: Inbox<BrokerShard>,
     abnormal: bool,
     persisted: Option<Persisted>,
-    ha_shared: Arc<crate::ha::HaShared>,
 ) -> Result<Rc<BrokerShard>, String> {
     let shard_id = ShardId(u16::try_from(id).map_err(|_| format!("shard id {id} too large"))?);
     let store = ShardStore::open(settings.store.clone(), shard_id, abnormal)
@@ -178,7 +175,6 @@ async fn start_shard(
         stopping: Cell::new(false),
         namesrv_clients,
         ha: Rc::new(crate::ha::ShardHa::default()),
-        ha_shared,
     });
     {
         // The replication shipper of this shard wakes when its visible end moves.

@@ -57,7 +57,8 @@ pub async fn sync_periodically(shard: Rc<BrokerShard>) {
         if shard.stopping.get() {
             return;
         }
-        if let Some(master) = shard.ha_shared.get().master {
+        let master = shard.ha.master.borrow().master.clone();
+        if let Some(master) = master {
             if master != shard.settings.broker_addr() {
                 let fresh = clients.as_ref().is_none_or(|(a, _, _)| *a != master);
                 if fresh {

@@ -1,7 +1,7 @@
 //! Master/slave replication (issue #5, DESIGN §4, spec/ha.md): the per-shard replication
 //! streams on the HA port, the SYNC_MASTER wait, and (in `meta`) the slave's metadata sync.
-//! Owns [`ShardHa`] (one per shard, on that shard's executor) and [`HaShared`] (the master
-//! addresses a slave learns from its nameserver registration, shared by its shards).
+//! Owns [`ShardHa`] (one per shard, on that shard's executor; on a slave it also holds the
+//! master addresses shard 0 learns from its nameserver registration and posts to all shards).
 //!
 //! # Topology
 //! Replication is shard to shard: slave shard i keeps one TCP connection to master shard i
@@ -69,7 +69,7 @@ mod slave;
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::rc::Rc;
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
@@ -77,6 +77,8 @@ use futures::channel::oneshot;
 
 pub use master::serve_ha_port;
 pub use slave::run_replication;
+
+use crate::broker::BrokerShard;
 
 /// "SMHA".
 pub const HANDSHAKE_MAGIC: u32 = 0x534D_4841;
@@ -208,13 +210,8 @@ pub fn decode_transfer_header(b: &[u8; TRANSFER_HEADER_LEN]) -> (u64, u32) {
     )
 }
 
-/// What a slave learned from its nameserver registration (shared by its shards).
-#[derive(Debug, Default)]
-pub struct HaShared {
-    addrs: Mutex<MasterAddrs>,
-}
-
-#[derive(Debug, Default, Clone)]
+/// What a slave learned from its nameserver registration.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct MasterAddrs {
     /// The master's remoting address (metadata sync).
     pub master: Option<String>,
@@ -222,26 +219,40 @@ pub struct MasterAddrs {
     pub ha: Option<String>,
 }
 
-impl HaShared {
-    pub fn get(&self) -> MasterAddrs {
-        self.addrs.lock().map(|a| a.clone()).unwrap_or_default()
+/// Shard 0 of a slave got a REGISTER_BROKER answer: when it names another master than the
+/// one known, every shard gets the new addresses (through the mesh). Empty values keep the
+/// last known address (a master briefly gone from the nameserver usually comes back there).
+pub fn on_register_answer(shard: &Rc<BrokerShard>, master: Option<&str>, ha: Option<&str>) {
+    let mut next = shard.ha.master.borrow().clone();
+    if let Some(m) = master.filter(|m| !m.is_empty()) {
+        next.master = Some(m.to_string());
     }
-
-    /// Records a REGISTER_BROKER answer (empty values keep the last known address, as a
-    /// master that is briefly gone from the nameserver usually comes back at the same place).
-    pub fn update(&self, master: Option<&str>, ha: Option<&str>) {
-        if let Ok(mut a) = self.addrs.lock() {
-            if let Some(m) = master.filter(|m| !m.is_empty()) {
-                if a.master.as_deref() != Some(m) {
-                    tracing::info!(master = m, "master address learned from the nameserver");
-                }
-                a.master = Some(m.to_string());
-            }
-            if let Some(h) = ha.filter(|h| !h.is_empty()) {
-                a.ha = Some(h.to_string());
+    if let Some(h) = ha.filter(|h| !h.is_empty()) {
+        next.ha = Some(h.to_string());
+    }
+    if next == *shard.ha.master.borrow() {
+        return;
+    }
+    tracing::info!(master = ?next.master, ha = ?next.ha, "master address learned from the nameserver");
+    *shard.ha.master.borrow_mut() = next.clone();
+    let shard = shard.clone();
+    glommio::spawn_local(async move {
+        for target in 1..shard.mesh.shard_count() {
+            let n = next.clone();
+            let posted = shard
+                .mesh
+                .post_to(target, move |s| {
+                    Box::pin(async move {
+                        *s.ha.master.borrow_mut() = n;
+                    })
+                })
+                .await;
+            if let Err(e) = posted {
+                tracing::warn!("cannot tell shard {target} the master address: {e}");
             }
         }
-    }
+    })
+    .detach();
 }
 
 /// Outcome of the SYNC_MASTER wait.
@@ -299,6 +310,8 @@ pub struct ShardHa {
     next_conn: Cell<u64>,
     /// Slave: this shard's replication connection is up.
     pub connected: Cell<bool>,
+    /// Slave: the master's addresses (from the nameserver).
+    pub master: RefCell<MasterAddrs>,
 }
 
 impl ShardHa {
@@ -375,12 +388,7 @@ impl ShardHa {
 }
 
 /// Shared reference to a shard's replication state.
-pub type ShardHaRef = std::rc::Rc<ShardHa>;
-
-/// Builds the per-process shared state.
-pub fn shared() -> Arc<HaShared> {
-    Arc::new(HaShared::default())
-}
+pub type ShardHaRef = Rc<ShardHa>;
 
 #[cfg(test)]
 mod tests {

@@ -32,7 +32,7 @@ pub async fn run_replication(shard: Rc<BrokerShard>) {
             .ha
             .master_address
             .clone()
-            .or_else(|| shard.ha_shared.get().ha);
+            .or_else(|| shard.ha.master.borrow().ha.clone());
         if let Some(addr) = addr {
             match replicate_once(&shard, &addr).await {
                 Ok(()) => {}
