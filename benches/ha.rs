@@ -119,16 +119,22 @@ fn start(dir: &Path, role: &str, slave: bool) -> (Procs, u16) {
     wait_port(ns);
     let mp = free_port();
     let mc = broker_conf(dir, "master", 0, role, mp, ns);
-    procs
-        .0
-        .push(spawn(bx, &["-c".into(), mc.display().to_string()], dir, "master"));
+    procs.0.push(spawn(
+        bx,
+        &["-c".into(), mc.display().to_string()],
+        dir,
+        "master",
+    ));
     wait_port(mp);
     if slave {
         let sp = free_port();
         let sc = broker_conf(dir, "slave", 1, "SLAVE", sp, ns);
-        procs
-            .0
-            .push(spawn(bx, &["-c".into(), sc.display().to_string()], dir, "slave"));
+        procs.0.push(spawn(
+            bx,
+            &["-c".into(), sc.display().to_string()],
+            dir,
+            "slave",
+        ));
         wait_port(sp);
         // Until the slave replicates (SYNC_MASTER answers SUCCESS, not SLAVE_NOT_AVAILABLE).
         let mut s = Sender::connect(mp);
@@ -250,7 +256,11 @@ fn main() {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/ha-bench");
     let mut results = Vec::new();
     for (name, role, slave) in [
-        ("lone master (ASYNC_MASTER, no slave)", "ASYNC_MASTER", false),
+        (
+            "lone master (ASYNC_MASTER, no slave)",
+            "ASYNC_MASTER",
+            false,
+        ),
         ("ASYNC_MASTER + 1 slave", "ASYNC_MASTER", true),
         ("SYNC_MASTER + 1 slave", "SYNC_MASTER", true),
     ] {
@@ -264,7 +274,10 @@ fn main() {
         results.push(o);
     }
     let base = &results[0];
-    for (i, name) in ["ASYNC_MASTER+slave", "SYNC_MASTER+slave"].iter().enumerate() {
+    for (i, name) in ["ASYNC_MASTER+slave", "SYNC_MASTER+slave"]
+        .iter()
+        .enumerate()
+    {
         let r = &results[i + 1];
         println!(
             "{name:20} throughput x{:.3} of lone master; p99 {:+.0} us vs lone master",
