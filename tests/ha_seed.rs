@@ -626,6 +626,11 @@ fn run_layout(layout: &str, count: u64) {
     let names: Vec<String> = seed.brokers.iter().map(|b| b.name.clone()).collect();
     let all: Vec<&str> = names.iter().map(String::as_str).collect();
 
+    // A slave refuses sends with upstream's answer (SERVICE_NOT_AVAILABLE).
+    for b in seed.brokers.iter().filter(|b| !b.master) {
+        assert_eq!(raw_send(&b.addr, 0), 14, "send to slave {}", b.addr);
+    }
+
     // 1. Everything sent is on the master and on every slave of its broker.
     let mut acked = seed.produce(0, count, "async");
     // The C++ client sometimes fails its first async sends itself ("GetTransport ... get
