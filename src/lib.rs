@@ -19,6 +19,7 @@ pub mod broker;
 pub mod client;
 pub mod config;
 pub mod constants;
+pub mod ha;
 pub mod logging;
 pub mod namesrv;
 pub mod namesrv_service;

@@ -25,6 +25,10 @@ struct Args {
     /// conf/local/broker.properties
     #[arg(long)]
     local: bool,
+    /// Override one config key without editing the file, e.g. `--set brokerIP1=10.0.0.5`
+    /// (repeatable; applied after the file, validated like a file entry)
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    set: Vec<String>,
 }
 
 fn main() -> ExitCode {
@@ -46,8 +50,22 @@ fn run(args: Args) -> Result<(), String> {
         (None, true) => Some(PathBuf::from("conf/local/broker.properties")),
         (None, false) => None,
     };
-    let loaded = shardmq::config::BrokerConfig::load(file.as_deref(), args.namesrv_addr.as_deref())
-        .map_err(|e| e.to_string())?;
+    let overrides = args
+        .set
+        .iter()
+        .map(|kv| {
+            kv.split_once('=')
+                .map(|(k, v)| (k.trim().to_string(), v.to_string()))
+                .filter(|(k, _)| !k.is_empty())
+                .ok_or_else(|| format!("--set {kv}: expected KEY=VALUE"))
+        })
+        .collect::<Result<Vec<_>, String>>()?;
+    let loaded = shardmq::config::BrokerConfig::load_overridden(
+        file.as_deref(),
+        args.namesrv_addr.as_deref(),
+        &overrides,
+    )
+    .map_err(|e| e.to_string())?;
     let config = loaded.config;
     if args.print_all || args.print_important {
         let text = if args.print_all {

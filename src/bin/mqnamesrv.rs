@@ -43,7 +43,13 @@ fn run(args: Args) -> Result<(), String> {
         print!("{}", config.print_all());
         return Ok(());
     }
-    let addr = std::net::SocketAddr::from(([0, 0, 0, 0], config.netty_server.listen_port));
+    let ip: std::net::Ipv4Addr = config.netty_server.bind_address.parse().map_err(|_| {
+        format!(
+            "bindAddress={} is not an IPv4 address",
+            config.netty_server.bind_address
+        )
+    })?;
+    let addr = std::net::SocketAddr::from((ip, config.netty_server.listen_port));
     let settings = shardmq::namesrv::NamesrvSettings {
         kv_config_path: config.kv_config_path.clone(),
         order_message_enable: config.order_message_enable,

@@ -63,6 +63,8 @@ pub struct SubscriptionGroups {
     auto_create: bool,
     counter: i64,
     dirty: bool,
+    /// Slaves: the master's data version of this table.
+    master_version: Option<Value>,
 }
 
 impl SubscriptionGroups {
@@ -93,6 +95,7 @@ impl SubscriptionGroups {
             auto_create,
             counter: 1,
             dirty: false,
+            master_version: None,
         }
     }
 
@@ -115,6 +118,36 @@ impl SubscriptionGroups {
         self.table.insert(config.group_name.clone(), config);
         self.counter += 1;
         self.dirty = true;
+    }
+
+    /// A slave's copy of its master's groups (GET_ALL_SUBSCRIPTIONGROUP_CONFIG body), keeping
+    /// the master's data version so the next sync sees no change.
+    pub fn from_master(v: &Value, auto_create: bool) -> Self {
+        let mut g = Self::new(Some(v), auto_create);
+        g.master_version = v.get("dataVersion").cloned();
+        if let Some(c) = v
+            .get("dataVersion")
+            .and_then(|d| d.get("counter"))
+            .and_then(Value::as_i64)
+        {
+            g.counter = c;
+        }
+        g.dirty = true;
+        g
+    }
+
+    /// The data version last taken from a master (slaves), for change detection.
+    pub fn data_version_json(&self) -> Option<Value> {
+        self.master_version.clone()
+    }
+
+    /// The whole table as `subscriptionGroup.json` holds it (GET_ALL_SUBSCRIPTIONGROUP_CONFIG).
+    pub fn to_json(&self) -> String {
+        let v = serde_json::json!({
+            "dataVersion": {"counter": self.counter, "timestamp": 0},
+            "subscriptionGroupTable": self.table,
+        });
+        v.to_string()
     }
 
     pub fn take_dirty_json(&mut self, now_ms: i64) -> Option<String> {

@@ -69,6 +69,8 @@ pub struct BrokerShard {
     pub stopping: std::cell::Cell<bool>,
     /// Clients of every nameserver (shard 0 only; empty elsewhere).
     pub namesrv_clients: Vec<crate::net::RemotingClient>,
+    /// This shard's replication state (master: connected slaves and SYNC_MASTER waits).
+    pub ha: crate::ha::ShardHaRef,
 }
 
 impl std::fmt::Debug for BrokerShard {

@@ -34,6 +34,11 @@ impl ConsumerOffsets {
         }
     }
 
+    /// Forces the next periodic persist (a slave after taking its master's table).
+    pub fn mark_dirty(&mut self) {
+        self.dirty = true;
+    }
+
     fn key(topic: &str, group: &str) -> String {
         format!("{topic}@{group}")
     }

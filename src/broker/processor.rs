@@ -58,6 +58,13 @@ impl Handler for BrokerService {
             request::GET_TOPIC_STATS_INFO => admin::topic_stats(shard, &req).await,
             request::QUERY_MESSAGE => query::query_message(shard, &req).await,
             request::VIEW_MESSAGE_BY_ID => query::view_message(shard, &req).await,
+            request::GET_ALL_CONSUMER_OFFSET => {
+                crate::ha::meta::all_consumer_offsets(shard, &req).await
+            }
+            request::GET_ALL_DELAY_OFFSET => crate::ha::meta::all_delay_offsets(shard, &req).await,
+            request::GET_ALL_SUBSCRIPTIONGROUP_CONFIG => {
+                crate::ha::meta::all_groups(shard, &req).await
+            }
             _ => Ok(Some(not_supported(&req))),
         };
         match result {

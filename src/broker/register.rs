@@ -67,6 +67,14 @@ pub async fn register_all(shard: &Rc<BrokerShard>, table: &TopicTable, oneway: b
             client.call(req, timeout).await.map(Some)
         };
         match result {
+            Ok(Some(resp)) if resp.code == response::SUCCESS && s_is_slave(shard) => {
+                crate::ha::on_register_answer(
+                    shard,
+                    resp.field("masterAddr"),
+                    resp.field("haServerAddr"),
+                );
+                tracing::debug!(namesrv = client.addr(), "registered");
+            }
             Ok(Some(resp)) if resp.code != response::SUCCESS => tracing::warn!(
                 namesrv = client.addr(),
                 code = resp.code,
@@ -77,6 +85,10 @@ pub async fn register_all(shard: &Rc<BrokerShard>, table: &TopicTable, oneway: b
             Err(e) => tracing::warn!(namesrv = client.addr(), error = %e, "cannot register"),
         }
     }
+}
+
+fn s_is_slave(shard: &BrokerShard) -> bool {
+    shard.settings.role.is_slave()
 }
 
 /// Periodic registration, forever (shard 0).

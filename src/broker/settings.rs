@@ -55,6 +55,12 @@ pub struct BrokerSettings {
     pub config_text: String,
     pub abort_path: PathBuf,
     pub boot_timestamp_ms: i64,
+    /// `bindAddress`: where the listen, VIP and HA ports are bound.
+    pub bind_ip: std::net::Ipv4Addr,
+    /// Replication settings.
+    pub ha: crate::ha::HaSettings,
+    /// `slaveReadEnable`.
+    pub slave_read_enable: bool,
 }
 
 impl BrokerSettings {
@@ -172,5 +178,25 @@ pub fn from_config(c: &crate::config::BrokerConfig) -> Result<BrokerSettings, St
         config_text: c.print_all(),
         abort_path: s.abort_file.clone(),
         boot_timestamp_ms: crate::runtime::now_ms(),
+        bind_ip: c.netty_server.bind_address.parse().map_err(|_| {
+            format!(
+                "bindAddress={} is not an IPv4 address",
+                c.netty_server.bind_address
+            )
+        })?,
+        ha: crate::ha::HaSettings {
+            listen_port: c.ha_listen_port(),
+            master_address: s.ha_master_address.clone().filter(|a| a.len() >= 6),
+            heartbeat_interval: std::time::Duration::from_millis(u64::from(
+                s.ha_send_heartbeat_interval.max(100),
+            )),
+            housekeeping_interval: std::time::Duration::from_millis(u64::from(
+                s.ha_housekeeping_interval.max(1000),
+            )),
+            transfer_batch_size: s.ha_transfer_batch_size.clamp(4096, 16 << 20),
+            slave_fallbehind_max: u64::from(s.ha_slave_fallbehind_max),
+            sync_timeout: std::time::Duration::from_millis(u64::from(s.sync_flush_timeout)),
+        },
+        slave_read_enable: c.slave_read_enable,
     })
 }

@@ -175,7 +175,17 @@ async fn start_shard(
         conns: RefCell::new(HashMap::new()),
         stopping: Cell::new(false),
         namesrv_clients,
+        ha: Rc::new(crate::ha::ShardHa::default()),
     });
+    {
+        // The replication shipper of this shard wakes when its visible end moves.
+        let ha = Rc::downgrade(&shard.ha);
+        store.set_end_listener(Box::new(move |_| {
+            if let Some(ha) = ha.upgrade() {
+                ha.end_moved.wake();
+            }
+        }));
+    }
     let weak: Weak<BrokerShard> = Rc::downgrade(&shard);
     store.set_arrival_listener(Box::new(move |topic, queue_id| {
         if let Some(s) = weak.upgrade() {
@@ -187,7 +197,7 @@ async fn start_shard(
         shard: shard.clone(),
     });
     for port in [settings.listen_port, settings.vip_port] {
-        let addr = SocketAddr::from(([0, 0, 0, 0], port));
+        let addr = SocketAddr::from((settings.bind_ip, port));
         let listener = crate::net::server::bind(addr)
             .map_err(|e| format!("shard {id}: cannot listen on {addr}: {e}"))?;
         glommio::spawn_local(crate::net::server::serve(
@@ -196,6 +206,17 @@ async fn start_shard(
             shard_id.0,
         ))
         .detach();
+    }
+    if settings.role.is_slave() {
+        glommio::spawn_local(crate::ha::run_replication(shard.clone())).detach();
+        if id == 0 {
+            glommio::spawn_local(crate::ha::meta::sync_periodically(shard.clone())).detach();
+        }
+    } else {
+        let addr = SocketAddr::from((settings.bind_ip, settings.ha.listen_port));
+        let listener = crate::net::server::bind(addr)
+            .map_err(|e| format!("shard {id}: cannot listen on the HA port {addr}: {e}"))?;
+        glommio::spawn_local(crate::ha::serve_ha_port(shard.clone(), listener)).detach();
     }
     if id == 0 {
         if shard.mesh.shard_count() > 1 {
@@ -218,6 +239,22 @@ async fn housekeeping(shard: Rc<BrokerShard>) {
             cp.borrow_mut().clients.expire(now_ms());
         }
     }
+}
+
+/// Persists the control-plane files now (on shard 0), as upstream does right after a topic
+/// is created or changed, so a kill -9 right after does not lose it.
+pub fn persist_soon(shard: &Rc<BrokerShard>) {
+    let shard = shard.clone();
+    glommio::spawn_local(async move {
+        let posted = shard
+            .mesh
+            .post_to(0, |s| Box::pin(async move { persist_control(&s).await }))
+            .await;
+        if let Err(e) = posted {
+            tracing::warn!("cannot persist the control plane: {e}");
+        }
+    })
+    .detach();
 }
 
 async fn persist_control(shard: &Rc<BrokerShard>) {

@@ -167,6 +167,12 @@ impl TopicManager {
         self.table.clone()
     }
 
+    /// A slave takes its master's whole table, data version included (ha::meta).
+    pub fn replace(&mut self, table: TopicTable) -> Arc<TopicTable> {
+        self.table = Arc::new(table);
+        self.table.clone()
+    }
+
     /// Creates or replaces `config` (UPDATE_AND_CREATE_TOPIC).
     pub fn upsert(&mut self, config: TopicConfig, now_ms: i64) -> Arc<TopicTable> {
         let mut next = (*self.table).clone();

@@ -11,6 +11,10 @@ config_section! {
         /// Remoting listen port (class default 8888; the broker and namesrv set their own).
         /// The broker also listens on `listenPort - 2` (VIP) and `listenPort + 1` (HA).
         "listenPort" => listen_port: u16 = 8888, parse = super::value::parse_port;
+        /// The local IPv4 address the listen, VIP and HA ports bind (5.x key; 4.x always binds
+        /// every interface). Lets several brokers share a port number on one host, each on
+        /// its own address (the seed cluster on loopback addresses).
+        "bindAddress" => bind_address: String = "0.0.0.0".to_owned();
         "serverWorkerThreads" => server_worker_threads: u32 = 8;
         /// 0 means 4 upstream.
         "serverCallbackExecutorThreads" => server_callback_executor_threads: u32 = 0;

@@ -108,6 +108,16 @@ impl Properties {
         self.entries.len()
     }
 
+    /// Sets `key` as if the file said so (`mqbroker --set key=value`): replaces the file's
+    /// value (keeping its position) or appends. Its line is 0: messages name the command line.
+    pub fn set(&mut self, key: &str, value: &str) {
+        self.insert(Entry {
+            key: key.to_owned(),
+            value: value.to_owned(),
+            line: 0,
+        });
+    }
+
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
     }

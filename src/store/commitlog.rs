@@ -54,37 +54,37 @@ pub(crate) struct Segment {
 
 /// Encoded bytes waiting for the flusher, all inside one segment.
 #[derive(Debug)]
-struct Chunk {
+pub(super) struct Chunk {
     seg_start: u64,
     pos: u64,
     bytes: Vec<u8>,
 }
 
 #[derive(Debug)]
-struct Waiter {
-    tx: oneshot::Sender<Result<(), StoreError>>,
-    durable: bool,
+pub(super) struct Waiter {
+    pub(super) tx: oneshot::Sender<Result<(), StoreError>>,
+    pub(super) durable: bool,
 }
 
 /// The consume-queue entries of one put: `entries[from..to]` of the batch, queue offsets
 /// consecutive from `first_offset` (one key per put, not per message).
 #[derive(Debug)]
-struct DispatchItem {
-    queue: (String, u32),
-    first_offset: u64,
-    from: usize,
-    to: usize,
+pub(super) struct DispatchItem {
+    pub(super) queue: (String, u32),
+    pub(super) first_offset: u64,
+    pub(super) from: usize,
+    pub(super) to: usize,
 }
 
 #[derive(Debug, Default)]
-struct Batch {
-    chunks: Vec<Chunk>,
-    waiters: Vec<Waiter>,
-    dispatch: Vec<DispatchItem>,
-    entries: Vec<CqEntry>,
-    bytes: usize,
-    end: u64,
-    last_store_timestamp: i64,
+pub(super) struct Batch {
+    pub(super) chunks: Vec<Chunk>,
+    pub(super) waiters: Vec<Waiter>,
+    pub(super) dispatch: Vec<DispatchItem>,
+    pub(super) entries: Vec<CqEntry>,
+    pub(super) bytes: usize,
+    pub(super) end: u64,
+    pub(super) last_store_timestamp: i64,
 }
 
 /// Mutable commit-log state.
@@ -98,7 +98,7 @@ pub(crate) struct Log {
     pub tail: Option<(u64, Vec<u8>)>,
     pub last_store_timestamp: i64,
     pub synced_store_timestamp: i64,
-    batches: VecDeque<Batch>,
+    pub(super) batches: VecDeque<Batch>,
     flushing: bool,
     pub(crate) cache: VecDeque<(u64, Bytes)>,
     cache_bytes: usize,
@@ -106,9 +106,9 @@ pub(crate) struct Log {
     dirty: Vec<Segment>,
     /// Emptied chunk vectors kept for the next batches (no allocation per batch when the read
     /// cache is off) and emptied batches (their vectors keep their capacity).
-    spare_chunks: Vec<Vec<u8>>,
-    spare_batches: Vec<Batch>,
-    not_writable: Option<String>,
+    pub(super) spare_chunks: Vec<Vec<u8>>,
+    pub(super) spare_batches: Vec<Batch>,
+    pub(crate) not_writable: Option<String>,
     pub(crate) closed: bool,
 }
 
@@ -150,13 +150,13 @@ pub(crate) struct Queue {
 
 /// A level-triggered wake-up for the single flusher task.
 #[derive(Debug, Default)]
-struct Notify {
+pub(super) struct Notify {
     flag: Cell<bool>,
     waker: RefCell<Option<Waker>>,
 }
 
 impl Notify {
-    fn notify(&self) {
+    pub(super) fn notify(&self) {
         self.flag.set(true);
         if let Some(w) = self.waker.borrow_mut().take() {
             w.wake();
@@ -178,6 +178,9 @@ impl Notify {
 /// Called with (topic, queue id) after new entries of that queue were dispatched.
 pub type ArrivalListener = Box<dyn Fn(&str, u32)>;
 
+/// Called with the shard's new visible end (local offset) after a batch became visible.
+pub type EndListener = Box<dyn Fn(u64)>;
+
 /// The per-shard store. See the module doc for the contracts.
 pub struct ShardStore {
     pub(crate) cfg: StoreConfig,
@@ -188,9 +191,13 @@ pub struct ShardStore {
     pub(crate) index: super::index::ShardIndex,
     pub(crate) shard_dir: PathBuf,
     stats: Cell<StoreStats>,
-    notify: Rc<Notify>,
+    pub(super) notify: Rc<Notify>,
     me: Weak<ShardStore>,
     listener: RefCell<Option<Rc<ArrivalListener>>>,
+    /// Called with the new visible end after each batch became visible (HA shipper hook).
+    end_listener: RefCell<Option<Rc<EndListener>>>,
+    /// Replication: a record cut by the last transfer (replica.rs).
+    pub(super) replica_carry: RefCell<super::replica::ReplicaCarry>,
     segment_lock: glommio::sync::Semaphore,
     pub(crate) cq_lock: glommio::sync::Semaphore,
     pub(crate) retention: super::retention::RetentionState,
@@ -263,6 +270,8 @@ impl ShardStore {
             shard_dir: r.shard_dir,
             notify: Rc::new(Notify::default()),
             listener: RefCell::new(None),
+            end_listener: RefCell::new(None),
+            replica_carry: super::replica::new_carry(),
             segment_lock: glommio::sync::Semaphore::new(1),
             cq_lock: glommio::sync::Semaphore::new(1),
             retention: super::retention::RetentionState::default(),
@@ -347,7 +356,7 @@ impl ShardStore {
         }
     }
 
-    fn current_segment_end(&self, log: &Log) -> u64 {
+    pub(super) fn current_segment_end(&self, log: &Log) -> u64 {
         log.segments
             .last()
             .map_or(0, |s| s.start + self.file_size())
@@ -507,7 +516,7 @@ impl ShardStore {
     }
 
     /// Ends the current file with a blank marker and moves to the prepared next file.
-    fn roll(&self, log: &mut Log, seg_end: u64) {
+    pub(super) fn roll(&self, log: &mut Log, seg_end: u64) {
         let remaining = seg_end - log.write_pos;
         let seg_start = log.segments.last().map_or(0, |s| s.start);
         if remaining > 0 {
@@ -556,7 +565,7 @@ impl ShardStore {
     }
 
     /// Creates the file starting at `start` (the end of the current one) unless it exists.
-    async fn ensure_next_segment(&self, start: u64) -> Result<(), StoreError> {
+    pub(super) async fn ensure_next_segment(&self, start: u64) -> Result<(), StoreError> {
         let _permit = self
             .segment_lock
             .acquire_permit(1)
@@ -583,7 +592,7 @@ impl ShardStore {
         Ok(())
     }
 
-    fn maybe_preallocate(self: &ShardStore) {
+    pub(super) fn maybe_preallocate(self: &ShardStore) {
         let log = self.log.borrow();
         let Some(cur) = log.segments.last() else {
             return;
@@ -827,6 +836,10 @@ impl ShardStore {
                 l(topic, *qid);
             }
         }
+        let end_listener = self.end_listener.borrow().clone();
+        if let Some(l) = end_listener {
+            l(end);
+        }
     }
 
     /// An I/O error: fail this batch and everything queued behind it; refuse further puts.
@@ -905,6 +918,11 @@ impl ShardStore {
         self.flush_consume_queues(true).await
     }
 
+    /// Called with the new visible end after every batch became visible (the HA shipper).
+    pub fn set_end_listener(&self, f: EndListener) {
+        *self.end_listener.borrow_mut() = Some(Rc::new(f));
+    }
+
     /// Called after new entries were dispatched to a queue of this shard.
     pub fn set_arrival_listener(&self, f: ArrivalListener) {
         *self.listener.borrow_mut() = Some(Rc::new(f));
@@ -927,7 +945,7 @@ impl ShardStore {
 
 /// The batch new bytes go into: the newest pending one unless it reached the byte limit
 /// (`groupCommitMaxBytes`), else a fresh (recycled) one.
-fn open_batch<'a>(
+pub(super) fn open_batch<'a>(
     batches: &'a mut VecDeque<Batch>,
     spare: &mut Vec<Batch>,
     max_bytes: usize,
@@ -943,7 +961,7 @@ fn open_batch<'a>(
 /// The chunk vector bytes at `pos` of file `seg_start` are appended to: the batch's last chunk
 /// when contiguous, else a new chunk (a recycled vector when there is one) with room for
 /// `need` bytes.
-fn chunk_for<'a>(
+pub(super) fn chunk_for<'a>(
     chunks: &'a mut Vec<Chunk>,
     spare: &mut Vec<Vec<u8>>,
     seg_start: u64,

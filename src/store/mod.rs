@@ -14,7 +14,8 @@
 //! (checkpoint + abort marker), `io` (glommio files, the ext4 probe), `commitlog` (appender,
 //! flusher, reads), `write_pool` (the flusher's aligned DMA buffers), `faults` (fault points),
 //! `recovery` (startup scan), `retention` (file deletion, disk-full state), `index_format`
-//! (pure index file layout) and `index` (the per-shard key index: files, dispatch hook, queries).
+//! (pure index file layout), `index` (the per-shard key index: files, dispatch hook, queries)
+//! and `replica` (master/slave replication: shipping and appending raw commit-log bytes).
 
 pub mod checkpoint;
 pub mod commitlog;
@@ -28,6 +29,7 @@ pub mod io;
 mod reader;
 pub mod record;
 mod recovery;
+pub mod replica;
 pub mod retention;
 #[cfg(test)]
 mod test_util;
@@ -44,7 +46,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 pub use checkpoint::{abort_exists, create_abort, remove_abort};
-pub use commitlog::{ArrivalListener, ShardStore};
+pub use commitlog::{ArrivalListener, EndListener, ShardStore};
 pub use index::{IndexConfig, QueryMessageResult, ShardIndex};
 pub use retention::RetentionConfig;
 

@@ -35,6 +35,7 @@ pub async fn create_topic(shard: &Rc<BrokerShard>, req: &RemotingCommand) -> Han
             register::after_topic_change(s, table);
         })
         .await?;
+    crate::broker::start::persist_soon(shard);
     Ok(Some(
         RemotingCommand::response_to(req, response::SUCCESS).with_empty_fields(),
     ))

@@ -131,7 +131,12 @@ pub async fn handle(shard: &Rc<BrokerShard>, req: &RemotingCommand) -> HandlerRe
             })
         })
         .await??;
-    Ok(Some(response_for(req, h.queue_offset, result)))
+    Ok(Some(response_for(
+        req,
+        h.queue_offset,
+        result,
+        shard.settings.role.is_slave(),
+    )))
 }
 
 async fn resolve_subscription(
@@ -228,8 +233,22 @@ fn is_not_found(r: &GetResult, requested: u64) -> bool {
 }
 
 /// Maps a store result to the response (spec/remoting.md §8.4 table).
-fn response_for(req: &RemotingCommand, requested: u64, r: GetResult) -> RemotingCommand {
+/// On a slave (`offsetCheckInSlave=false`, spec/ha.md §7) an offset the slave cannot serve
+/// yet is never "moved": the consumer retries instead of resetting its offset.
+fn response_for(
+    req: &RemotingCommand,
+    requested: u64,
+    r: GetResult,
+    slave: bool,
+) -> RemotingCommand {
     let (code, next) = match r.status {
+        GetStatus::NoMessageInQueue
+        | GetStatus::OffsetTooSmall
+        | GetStatus::OffsetOverflowBadly
+            if slave && requested != 0 =>
+        {
+            (response::PULL_RETRY_IMMEDIATELY, requested)
+        }
         GetStatus::Found => (response::SUCCESS, r.next_begin_offset),
         GetStatus::NoMatchedMessage => (response::PULL_RETRY_IMMEDIATELY, r.next_begin_offset),
         GetStatus::NoMessageInQueue if requested != 0 => (response::PULL_OFFSET_MOVED, 0),

@@ -6,15 +6,18 @@ use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::rc::Rc;
 
 use crate::broker::processor::HandlerResult;
+use crate::broker::settings::Role;
 use crate::broker::topics::{validate_topic_name, CreateError, TopicConfig, AUTO_CREATE_TOPIC_KEY};
 use crate::broker::{register, BrokerError, BrokerShard};
+use crate::ha::ReplicaWait;
 use crate::net::Connection;
 use crate::remoting::code::{request, response};
 use crate::remoting::header::SendMessageHeader;
 use crate::remoting::message::{decode_batch, encode_offset_msg_id, parse_properties, tags_code};
 use crate::remoting::RemotingCommand;
 use crate::runtime::now_ms;
-use crate::store::{PutBatch, PutMessage, PutStatus};
+use crate::store::record::record_len;
+use crate::store::{split_offset, PutBatch, PutMessage, PutStatus};
 
 pub async fn handle(
     shard: &Rc<BrokerShard>,
@@ -49,14 +52,34 @@ pub async fn handle(
     let queue_id = choose_queue(&header, &topic)?;
     let batch = build_batch(shard, req, &header, queue_id, conn.info().peer)?;
     let owner = shard.owner_of(&header.topic, queue_id);
-    let result = shard
+    // SYNC_MASTER: after the put, wait until a slave holds it (not for WAIT=false puts).
+    let ha = &shard.settings.ha;
+    let sync = (shard.settings.role == Role::SyncMaster && batch.wait_durable)
+        .then_some((ha.slave_fallbehind_max, ha.sync_timeout));
+    let last_len = batch.messages.last().map_or(0, |m| {
+        record_len(m.body.len(), batch.topic.len(), m.properties.len())
+    });
+    let (result, replica) = shard
         .on_shard(owner, move |s| {
-            Box::pin(async move { s.store.put(batch).await })
+            Box::pin(async move {
+                let r = s.store.put(batch).await?;
+                let replica = match (sync, r.phys_offsets.last()) {
+                    (Some((fallbehind, timeout)), Some(&last)) => {
+                        let end = split_offset(last).1 + last_len;
+                        Some(s.ha.wait_replicated(end, fallbehind, timeout).await)
+                    }
+                    _ => None,
+                };
+                Ok::<_, crate::store::StoreError>((r, replica))
+            })
         })
         .await??;
-    let code = match result.status {
-        PutStatus::Ok => response::SUCCESS,
-        PutStatus::FlushDiskTimeout => response::FLUSH_DISK_TIMEOUT,
+    // 4.3 order: the flush wait, then the slave wait; a later failure overwrites.
+    let code = match (result.status, replica) {
+        (_, Some(ReplicaWait::SlaveNotAvailable)) => response::SLAVE_NOT_AVAILABLE,
+        (_, Some(ReplicaWait::Timeout)) => response::FLUSH_SLAVE_TIMEOUT,
+        (PutStatus::Ok, _) => response::SUCCESS,
+        (PutStatus::FlushDiskTimeout, _) => response::FLUSH_DISK_TIMEOUT,
     };
     let host = shard.settings.store_host;
     let ids: Vec<String> = result
@@ -94,6 +117,7 @@ async fn topic_config(
             if let Ok((_, true)) = &r {
                 let table = cp.topics.snapshot();
                 register::after_topic_change(s, table);
+                crate::broker::start::persist_soon(s);
             }
             r.map(|(c, _)| c)
         })

@@ -1,0 +1,289 @@
+//! Send throughput and latency of SYNC_MASTER vs ASYNC_MASTER (each with one slave) vs a lone
+//! master, in one run, with ratios (issue #5's goal: SYNC_MASTER costs <= 10 % throughput and
+//! <= one loopback round trip of p99). Not a timed test: `cargo bench --bench ha`.
+//!
+//! Each setup: a nameserver and the brokers on 127.0.0.1 (free ports), SYNC_FLUSH as in the
+//! seed, fresh stores under `target/ha-bench/`. Load: `HA_BENCH_CONNS` connections (default 16)
+//! each sending SEND_MESSAGE (100-byte bodies, JSON header) back to back for
+//! `HA_BENCH_SECS` seconds (default 5) after a 1 s warm-up; every response must be SUCCESS.
+
+#![allow(clippy::unwrap_used, clippy::disallowed_methods)] // reason: a benchmark driver
+
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::sleep;
+use std::time::{Duration, Instant};
+
+fn env_u64(key: &str, default: u64) -> u64 {
+    std::env::var(key)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn free_port() -> u16 {
+    loop {
+        let p = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let ok = p > 1030
+            && p < 65000
+            && [p - 2, p + 1]
+                .iter()
+                .all(|q| TcpListener::bind((Ipv4Addr::LOCALHOST, *q)).is_ok());
+        if ok {
+            return p;
+        }
+    }
+}
+
+struct Procs(Vec<Child>);
+
+impl Drop for Procs {
+    fn drop(&mut self) {
+        for c in &mut self.0 {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+fn spawn(exe: &str, args: &[String], dir: &Path, name: &str) -> Child {
+    let log = std::fs::File::create(dir.join(format!("{name}.log"))).unwrap();
+    Command::new(exe)
+        .args(args)
+        .env("HOME", dir)
+        .env("SHARDMQ_LOG_DIR", dir.join("logs"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(log.try_clone().unwrap()))
+        .stderr(Stdio::from(log))
+        .spawn()
+        .unwrap()
+}
+
+fn wait_port(port: u16) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while TcpStream::connect((Ipv4Addr::LOCALHOST, port)).is_err() {
+        assert!(Instant::now() < deadline, "port {port} never opened");
+        sleep(Duration::from_millis(50));
+    }
+}
+
+fn broker_conf(dir: &Path, name: &str, id: u32, role: &str, port: u16, ns: u16) -> PathBuf {
+    let store = dir.join(name);
+    let conf = dir.join(format!("{name}.properties"));
+    std::fs::write(
+        &conf,
+        format!(
+            "brokerClusterName=BenchCluster\nbrokerName=bench\nbrokerId={id}\nbrokerRole={role}\n\
+             flushDiskType=SYNC_FLUSH\nlistenPort={port}\nbrokerIP1=127.0.0.1\n\
+             brokerIP2=127.0.0.1\nstorePathRootDir={}\nstorePathCommitLog={}\n\
+             namesrvAddr=127.0.0.1:{ns}\nmapedFileSizeCommitLog=268435456\n",
+            store.display(),
+            store.join("commitlog").display()
+        ),
+    )
+    .unwrap();
+    conf
+}
+
+/// Starts the setup; returns the processes and the master's port.
+fn start(dir: &Path, role: &str, slave: bool) -> (Procs, u16) {
+    let _ = std::fs::remove_dir_all(dir);
+    std::fs::create_dir_all(dir).unwrap();
+    let ns = free_port();
+    let ns_conf = dir.join("ns.properties");
+    std::fs::write(
+        &ns_conf,
+        format!(
+            "listenPort={ns}\nkvConfigPath={}\n",
+            dir.join("kv.json").display()
+        ),
+    )
+    .unwrap();
+    let mut procs = Procs(Vec::new());
+    let nsx = env!("CARGO_BIN_EXE_mqnamesrv");
+    let bx = env!("CARGO_BIN_EXE_mqbroker");
+    procs.0.push(spawn(
+        nsx,
+        &["-c".into(), ns_conf.display().to_string()],
+        dir,
+        "ns",
+    ));
+    wait_port(ns);
+    let mp = free_port();
+    let mc = broker_conf(dir, "master", 0, role, mp, ns);
+    procs.0.push(spawn(
+        bx,
+        &["-c".into(), mc.display().to_string()],
+        dir,
+        "master",
+    ));
+    wait_port(mp);
+    if slave {
+        let sp = free_port();
+        let sc = broker_conf(dir, "slave", 1, "SLAVE", sp, ns);
+        procs.0.push(spawn(
+            bx,
+            &["-c".into(), sc.display().to_string()],
+            dir,
+            "slave",
+        ));
+        wait_port(sp);
+        // Until the slave replicates (SYNC_MASTER answers SUCCESS, not SLAVE_NOT_AVAILABLE).
+        let mut s = Sender::connect(mp);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while s.send(0) != 0 {
+            assert!(Instant::now() < deadline, "slave never caught on");
+            sleep(Duration::from_millis(100));
+        }
+    }
+    (procs, mp)
+}
+
+struct Sender {
+    s: TcpStream,
+    opaque: u32,
+}
+
+impl Sender {
+    fn connect(port: u16) -> Sender {
+        let s = TcpStream::connect((Ipv4Addr::LOCALHOST, port)).unwrap();
+        s.set_nodelay(true).unwrap();
+        Sender { s, opaque: 0 }
+    }
+
+    /// One SEND_MESSAGE; returns the response code.
+    fn send(&mut self, queue: u32) -> i64 {
+        self.opaque += 1;
+        let header = format!(
+            "{{\"code\":10,\"extFields\":{{\"producerGroup\":\"bench\",\"topic\":\"BenchT\",\
+             \"defaultTopic\":\"TBW102\",\"defaultTopicQueueNums\":\"8\",\"queueId\":\"{queue}\",\
+             \"sysFlag\":\"0\",\"bornTimestamp\":\"1700000000000\",\"flag\":\"0\",\
+             \"properties\":\"TAGS\\u0001A\\u0002WAIT\\u0001true\",\"reconsumeTimes\":\"0\",\
+             \"unitMode\":\"false\"}},\"flag\":0,\"language\":\"JAVA\",\"opaque\":{},\
+             \"serializeTypeCurrentRPC\":\"JSON\",\"version\":275}}",
+            self.opaque
+        );
+        let body = [b'x'; 100];
+        let mut f = Vec::with_capacity(8 + header.len() + body.len());
+        f.extend_from_slice(&((4 + header.len() + body.len()) as u32).to_be_bytes());
+        f.extend_from_slice(&(header.len() as u32).to_be_bytes());
+        f.extend_from_slice(header.as_bytes());
+        f.extend_from_slice(&body);
+        self.s.write_all(&f).unwrap();
+        let mut len = [0u8; 8];
+        self.s.read_exact(&mut len).unwrap();
+        let total = u32::from_be_bytes([len[0], len[1], len[2], len[3]]) as usize;
+        let hlen = (u32::from_be_bytes([len[4], len[5], len[6], len[7]]) & 0xFF_FFFF) as usize;
+        let mut rest = vec![0u8; total - 4];
+        self.s.read_exact(&mut rest).unwrap();
+        let h: serde_json::Value = serde_json::from_slice(&rest[..hlen]).unwrap();
+        h["code"].as_i64().unwrap_or(-1)
+    }
+}
+
+struct Outcome {
+    rate: f64,
+    p50_us: f64,
+    p99_us: f64,
+    errors: u64,
+}
+
+fn load(port: u16, conns: u64, secs: u64) -> Outcome {
+    let measuring = Arc::new(AtomicBool::new(false));
+    let stop = Arc::new(AtomicBool::new(false));
+    let handles: Vec<_> = (0..conns)
+        .map(|c| {
+            let (measuring, stop) = (measuring.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let mut s = Sender::connect(port);
+                let mut lat = Vec::new();
+                let mut errors = 0u64;
+                let mut q = c as u32;
+                while !stop.load(Ordering::Relaxed) {
+                    let t = Instant::now();
+                    let code = s.send(q % 8);
+                    q += 1;
+                    if measuring.load(Ordering::Relaxed) {
+                        lat.push(t.elapsed());
+                        errors += u64::from(code != 0);
+                    }
+                }
+                (lat, errors)
+            })
+        })
+        .collect();
+    sleep(Duration::from_secs(1));
+    measuring.store(true, Ordering::Relaxed);
+    let t0 = Instant::now();
+    sleep(Duration::from_secs(secs));
+    measuring.store(false, Ordering::Relaxed);
+    let elapsed = t0.elapsed().as_secs_f64();
+    stop.store(true, Ordering::Relaxed);
+    let mut all = Vec::new();
+    let mut errors = 0;
+    for h in handles {
+        let (l, e) = h.join().unwrap();
+        all.extend(l);
+        errors += e;
+    }
+    all.sort();
+    let pct = |p: f64| {
+        all.get(((all.len() as f64 * p) as usize).min(all.len().saturating_sub(1)))
+            .map_or(0.0, |d| d.as_secs_f64() * 1e6)
+    };
+    Outcome {
+        rate: all.len() as f64 / elapsed,
+        p50_us: pct(0.50),
+        p99_us: pct(0.99),
+        errors,
+    }
+}
+
+fn main() {
+    if std::env::args().any(|a| a == "--list") {
+        return; // `cargo test --benches` lists benches; nothing to list here
+    }
+    let conns = env_u64("HA_BENCH_CONNS", 16);
+    let secs = env_u64("HA_BENCH_SECS", 5);
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/ha-bench");
+    let mut results = Vec::new();
+    for (name, role, slave) in [
+        (
+            "lone master (ASYNC_MASTER, no slave)",
+            "ASYNC_MASTER",
+            false,
+        ),
+        ("ASYNC_MASTER + 1 slave", "ASYNC_MASTER", true),
+        ("SYNC_MASTER + 1 slave", "SYNC_MASTER", true),
+    ] {
+        let (procs, port) = start(&root.join(role).join(slave.to_string()), role, slave);
+        let o = load(port, conns, secs);
+        drop(procs);
+        println!(
+            "{name:40} {:9.0} msg/s  p50 {:7.0} us  p99 {:7.0} us  errors {}",
+            o.rate, o.p50_us, o.p99_us, o.errors
+        );
+        results.push(o);
+    }
+    let base = &results[0];
+    for (i, name) in ["ASYNC_MASTER+slave", "SYNC_MASTER+slave"]
+        .iter()
+        .enumerate()
+    {
+        let r = &results[i + 1];
+        println!(
+            "{name:20} throughput x{:.3} of lone master; p99 {:+.0} us vs lone master",
+            r.rate / base.rate,
+            r.p99_us - base.p99_us
+        );
+    }
+    let _ = std::fs::remove_dir_all(&root);
+}
