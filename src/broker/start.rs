@@ -42,8 +42,31 @@ fn load_persisted(dir: &Path) -> Result<Persisted, String> {
     })
 }
 
+/// Every shard binds the broker's ports with SO_REUSEPORT, which would also let a second broker
+/// started on the same ports by mistake share them silently with the first (the kernel would
+/// split the connections between the two processes). A plain bind, without SO_REUSEPORT, fails
+/// while any other socket listens there, so it is tried first on the main thread: the second
+/// broker stops with "address in use", as upstream's does.
+fn check_ports_free(settings: &BrokerSettings) -> Result<(), String> {
+    let mut ports = vec![
+        ("listenPort", settings.listen_port),
+        ("VIP (listenPort - 2)", settings.vip_port),
+    ];
+    if !settings.role.is_slave() {
+        ports.push(("HA (haListenPort)", settings.ha.listen_port));
+    }
+    for (what, port) in ports {
+        let addr = std::net::SocketAddr::from((settings.bind_ip, port));
+        std::net::TcpListener::bind(addr).map_err(|e| {
+            format!("cannot listen on {addr}, the {what} port: {e} (is another broker running?)")
+        })?;
+    }
+    Ok(())
+}
+
 /// Runs the broker until SIGTERM/SIGINT. Blocks the calling (non-shard) thread.
 pub fn run(settings: BrokerSettings) -> Result<(), String> {
+    check_ports_free(&settings)?;
     let settings = Arc::new(settings);
     std::fs::create_dir_all(&settings.config_dir)
         .map_err(|e| format!("cannot create {}: {e}", settings.config_dir.display()))?;
