@@ -44,9 +44,11 @@ fn load_persisted(dir: &Path) -> Result<Persisted, String> {
 
 /// Every shard binds the broker's ports with SO_REUSEPORT, which would also let a second broker
 /// started on the same ports by mistake share them silently with the first (the kernel would
-/// split the connections between the two processes). A plain bind, without SO_REUSEPORT, fails
-/// while any other socket listens there, so it is tried first on the main thread: the second
-/// broker stops with "address in use", as upstream's does.
+/// split the connections between the two processes). So before binding, the main thread asks
+/// whether anything already accepts connections there and stops with "address in use" if so,
+/// as upstream's broker does. A connect, not a plain bind: after a kill -9 the old process's
+/// connections linger (FIN_WAIT, TIME_WAIT) with SO_REUSEPORT but not SO_REUSEADDR, which makes
+/// a plain bind fail although no one listens any more.
 fn check_ports_free(settings: &BrokerSettings) -> Result<(), String> {
     let mut ports = vec![
         ("listenPort", settings.listen_port),
@@ -55,14 +57,26 @@ fn check_ports_free(settings: &BrokerSettings) -> Result<(), String> {
     if !settings.role.is_slave() {
         ports.push(("HA (haListenPort)", settings.ha.listen_port));
     }
+    let ip = if settings.bind_ip.is_unspecified() {
+        std::net::Ipv4Addr::LOCALHOST
+    } else {
+        settings.bind_ip
+    };
     for (what, port) in ports {
-        let addr = std::net::SocketAddr::from((settings.bind_ip, port));
-        std::net::TcpListener::bind(addr).map_err(|e| {
-            format!("cannot listen on {addr}, the {what} port: {e} (is another broker running?)")
-        })?;
+        let addr = std::net::SocketAddr::from((ip, port));
+        if std::net::TcpStream::connect_timeout(&addr, PORT_CHECK_TIMEOUT).is_ok() {
+            return Err(format!(
+                "cannot listen on {}:{port}, the {what} port: address in use, another process \
+                 accepts connections there (is another broker running?)",
+                settings.bind_ip
+            ));
+        }
     }
     Ok(())
 }
+
+/// How long the port check waits for a connection (loopback answers in microseconds).
+const PORT_CHECK_TIMEOUT: Duration = Duration::from_millis(300);
 
 /// Runs the broker until SIGTERM/SIGINT. Blocks the calling (non-shard) thread.
 pub fn run(settings: BrokerSettings) -> Result<(), String> {
