@@ -84,16 +84,9 @@ pub fn free_port() -> u16 {
     l.local_addr().expect("local_addr").port()
 }
 
-/// A broker listen port p such that p-2 (VIP), p and p+1 (HA) are all free.
-pub fn free_broker_port() -> u16 {
-    for _ in 0..200 {
-        let p = free_port();
-        if p > 1026 && p < 65534 && port_free(p - 2) && port_free(p + 1) && port_free(p) {
-            return p;
-        }
-    }
-    panic!("no free port triple (p-2, p, p+1) found on 127.0.0.1 after 200 tries");
-}
+#[path = "../ports/mod.rs"]
+mod ports;
+pub use ports::free_broker_port;
 
 /// One spawned server process with its log file.
 pub struct Server {

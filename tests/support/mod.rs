@@ -45,22 +45,9 @@ pub fn free_port() -> u16 {
     bind_free().local_addr().unwrap().port()
 }
 
-/// A port `p` with `p`, `p - 2` (VIP) and `p + 1` (HA) all free right now.
-pub fn free_broker_port() -> u16 {
-    for _ in 0..200 {
-        let l = bind_free();
-        let p = l.local_addr().unwrap().port();
-        if !(1026..=65534).contains(&p) {
-            continue;
-        }
-        let vip = TcpListener::bind(("127.0.0.1", p - 2));
-        let ha = TcpListener::bind(("127.0.0.1", p + 1));
-        if vip.is_ok() && ha.is_ok() {
-            return p;
-        }
-    }
-    panic!("no free port p with p-2 and p+1 free after 200 tries");
-}
+#[path = "../ports/mod.rs"]
+mod ports;
+pub use ports::free_broker_port;
 
 /// A spawned server process; killed (SIGKILL) and reaped on drop.
 pub struct Proc {
