@@ -4,7 +4,10 @@
 //! BELOW the kernel's ephemeral range: a port taken from that range (bind to port 0) can be
 //! handed out again as the local port of some client connection while the test runs, and a
 //! broker restarted after kill -9 then fails to bind its VIP or HA port.
-#![allow(dead_code, clippy::disallowed_methods)]
+//!
+//! A port is never handed out twice in one test process: a test that kills its broker leaves
+//! the ports free for a moment, and a test running beside it must not take them then.
+#![allow(dead_code, clippy::disallowed_methods, clippy::disallowed_types)]
 
 use std::net::{Ipv4Addr, TcpListener};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -13,6 +16,9 @@ use std::sync::atomic::{AtomicU32, Ordering};
 const LOW: u16 = 10_000;
 
 static SEQ: AtomicU32 = AtomicU32::new(0);
+
+/// Listen ports already handed out by this process.
+static HANDED: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
 
 fn ephemeral_low() -> u16 {
     std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
@@ -42,7 +48,14 @@ pub fn free_broker_port() -> u16 {
     for i in 0..2000u32 {
         // Steps of 4 keep the triples of successive tries apart.
         let p = LOW + 2 + ((seed.wrapping_add(i * 4)) % span) as u16;
+        let mut handed = HANDED
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if handed.iter().any(|&h| h.abs_diff(p) <= 3) {
+            continue;
+        }
         if free(p - 2) && free(p) && free(p + 1) {
+            handed.push(p);
             return p;
         }
     }
