@@ -49,6 +49,11 @@ fn load_persisted(dir: &Path) -> Result<Persisted, String> {
 /// as upstream's broker does. A connect, not a plain bind: after a kill -9 the old process's
 /// connections linger (FIN_WAIT, TIME_WAIT) with SO_REUSEPORT but not SO_REUSEADDR, which makes
 /// a plain bind fail although no one listens any more.
+///
+/// A port counts as taken only if it keeps accepting for `PORT_BUSY_GRACE`: a process killed
+/// with -9 is reaped before the kernel has torn down its io_uring (that runs later in a kernel
+/// worker), and the ring's pending accept keeps the dead broker's listening socket alive, and
+/// accepting into its backlog, for a moment after `wait()` has returned.
 fn check_ports_free(settings: &BrokerSettings) -> Result<(), String> {
     let mut ports = vec![
         ("listenPort", settings.listen_port),
@@ -62,14 +67,19 @@ fn check_ports_free(settings: &BrokerSettings) -> Result<(), String> {
     } else {
         settings.bind_ip
     };
+    let deadline = std::time::Instant::now() + PORT_BUSY_GRACE;
     for (what, port) in ports {
         let addr = std::net::SocketAddr::from((ip, port));
-        if std::net::TcpStream::connect_timeout(&addr, PORT_CHECK_TIMEOUT).is_ok() {
-            return Err(format!(
-                "cannot listen on {}:{port}, the {what} port: address in use, another process \
-                 accepts connections there (is another broker running?)",
-                settings.bind_ip
-            ));
+        while std::net::TcpStream::connect_timeout(&addr, PORT_CHECK_TIMEOUT).is_ok() {
+            if std::time::Instant::now() >= deadline {
+                return Err(format!(
+                    "cannot listen on {}:{port}, the {what} port: address in use, another \
+                     process accepts connections there (is another broker running?)",
+                    settings.bind_ip
+                ));
+            }
+            #[allow(clippy::disallowed_methods)] // reason: the main thread, before any shard runs
+            std::thread::sleep(PORT_RECHECK_INTERVAL);
         }
     }
     Ok(())
@@ -77,6 +87,9 @@ fn check_ports_free(settings: &BrokerSettings) -> Result<(), String> {
 
 /// How long the port check waits for a connection (loopback answers in microseconds).
 const PORT_CHECK_TIMEOUT: Duration = Duration::from_millis(300);
+/// How long a port must go on accepting before the broker calls it taken (see `check_ports_free`).
+const PORT_BUSY_GRACE: Duration = Duration::from_secs(3);
+const PORT_RECHECK_INTERVAL: Duration = Duration::from_millis(50);
 
 /// Runs the broker until SIGTERM/SIGINT. Blocks the calling (non-shard) thread.
 pub fn run(settings: BrokerSettings) -> Result<(), String> {
