@@ -16,6 +16,7 @@ pub mod processor;
 pub mod register;
 pub mod settings;
 pub mod start;
+pub mod suggest;
 pub mod topics;
 
 use std::cell::RefCell;

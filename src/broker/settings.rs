@@ -61,6 +61,9 @@ pub struct BrokerSettings {
     pub ha: crate::ha::HaSettings,
     /// `slaveReadEnable`.
     pub slave_read_enable: bool,
+    /// `accessMessageInMemoryMaxRatio`% of physical memory, in bytes: a consumer further behind
+    /// is sent to `whichBrokerWhenConsumeSlowly` when `slaveReadEnable` (broker/suggest.rs).
+    pub in_memory_max_bytes: u64,
 }
 
 impl BrokerSettings {
@@ -198,5 +201,23 @@ pub fn from_config(c: &crate::config::BrokerConfig) -> Result<BrokerSettings, St
             sync_timeout: std::time::Duration::from_millis(u64::from(s.sync_flush_timeout)),
         },
         slave_read_enable: c.slave_read_enable,
+        in_memory_max_bytes: slave_read_threshold(c),
     })
+}
+
+/// `accessMessageInMemoryMaxRatio`% of the host's memory (read once, here), logged when
+/// `slaveReadEnable` makes it matter.
+fn slave_read_threshold(c: &crate::config::BrokerConfig) -> u64 {
+    use crate::broker::suggest;
+    let ratio = c.store.access_message_in_memory_max_ratio;
+    let memory = suggest::physical_memory_bytes();
+    let bytes = suggest::in_memory_max_bytes(memory, ratio);
+    if c.slave_read_enable {
+        tracing::info!(
+            memory = ?memory, accessMessageInMemoryMaxRatio = ratio, lag_bytes = bytes,
+            "slaveReadEnable: a consumer more than {bytes} commit-log bytes behind is sent to \
+             its group's whichBrokerWhenConsumeSlowly"
+        );
+    }
+    bytes
 }

@@ -200,6 +200,11 @@ pub struct GetResult {
     pub max_offset: u64,
     /// Raw stored records, byte-identical to the commit log.
     pub records: Vec<Bytes>,
+    /// How far the reader is behind the writer, in commit-log bytes: the shard log's visible
+    /// end minus the end of the last consume-queue entry this read passed (returned or
+    /// filtered out). `None` when the read passed no entry. The pull handler's "consumer
+    /// lags" test (`broker::suggest`, spec remoting.md §8.4).
+    pub behind_bytes: Option<u64>,
 }
 
 /// Runtime counters of one shard store.

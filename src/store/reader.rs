@@ -118,6 +118,7 @@ impl ShardStore {
             min_offset: min,
             max_offset: max,
             records: Vec::new(),
+            behind_bytes: None,
         };
         if max == 0 {
             return Ok(res);
@@ -139,6 +140,8 @@ impl ShardStore {
         let scan_max = u64::from(GET_SCAN_ENTRIES_MIN.max(max_count));
         let mut bytes = 0u64;
         let mut k = offset;
+        // Local end of the last entry passed (upstream's `maxPhyOffsetPulling`, plus its size).
+        let mut passed_end = None;
         while k < max && k - offset < scan_max && (res.records.len() as u32) < max_count {
             let entry = {
                 let qs = self.queues.borrow();
@@ -146,22 +149,26 @@ impl ShardStore {
                     .and_then(|q| q.cq.entry(k).copied())
             };
             let Some(e) = entry else { break };
+            let (_, local) = split_offset(e.phys);
             if !filter(e.tags_code) {
+                passed_end = Some(local + u64::from(e.size));
                 k += 1;
                 continue;
             }
             if !res.records.is_empty() && bytes + u64::from(e.size) > u64::from(max_bytes) {
                 break;
             }
-            let (_, local) = split_offset(e.phys);
             let Some(rec) = self.read_local(local, e.size).await? else {
                 break;
             };
             bytes += u64::from(e.size);
             res.records.push(rec);
+            passed_end = Some(local + u64::from(e.size));
             k += 1;
         }
         res.next_begin_offset = k;
+        let end = self.log.borrow().visible_end;
+        res.behind_bytes = passed_end.map(|p: u64| end.saturating_sub(p));
         if !res.records.is_empty() {
             res.status = GetStatus::Found;
         }

@@ -477,3 +477,64 @@ fn batch_put_and_no_wait_and_listener() {
         ));
     });
 }
+
+#[test]
+fn get_reports_bytes_behind_the_log_end() {
+    let dir = test_dir("behind");
+    run(move || async move {
+        let s = ShardStore::open(cfg(&dir, FlushMode::Sync), ShardId(0), false)
+            .await
+            .unwrap();
+        // Queues 0 and 1 interleaved: what lies behind a reader of queue 0 includes queue 1.
+        let mut phys = Vec::new();
+        for i in 0..6 {
+            let r = put_n(&s, "TopicB", i % 2, i as usize, 1, 100).await;
+            phys.push(r[0].phys_offsets[0]);
+        }
+        let end = s.visible_end();
+        let size = s
+            .get_messages("TopicB", 0, 0, 1, 1 << 20, &|_| true)
+            .await
+            .unwrap()
+            .records[0]
+            .len() as u64;
+        async fn behind_of(
+            s: &ShardStore,
+            off: u64,
+            max: u32,
+            f: &dyn Fn(i64) -> bool,
+        ) -> (GetStatus, Option<u64>) {
+            let r = s
+                .get_messages("TopicB", 0, off, max, 1 << 20, f)
+                .await
+                .unwrap();
+            (r.status, r.behind_bytes)
+        }
+        // One message of three: everything after it is behind.
+        assert_eq!(
+            behind_of(&s, 0, 1, &|_| true).await,
+            (GetStatus::Found, Some(end - (phys[0] + size)))
+        );
+        // Read to the end of queue 0: only queue 1's last message lies beyond.
+        assert_eq!(
+            behind_of(&s, 0, 32, &|_| true).await,
+            (GetStatus::Found, Some(end - (phys[4] + size)))
+        );
+        // Entries filtered out count as passed.
+        assert_eq!(
+            behind_of(&s, 1, 32, &|_| false).await,
+            (GetStatus::NoMatchedMessage, Some(end - (phys[4] + size)))
+        );
+        // Nothing scanned: no figure.
+        assert_eq!(
+            behind_of(&s, 3, 32, &|_| true).await,
+            (GetStatus::OffsetOverflowOne, None)
+        );
+        let r = s
+            .get_messages("TopicB", 1, 0, 32, 1 << 20, &|_| true)
+            .await
+            .unwrap();
+        assert_eq!(r.behind_bytes, Some(0));
+        s.shutdown().await.unwrap();
+    });
+}

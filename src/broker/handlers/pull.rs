@@ -3,7 +3,8 @@
 //! The accepting shard resolves the subscription (from the request, or from the client
 //! registry on shard 0), then runs the read on the queue's owner shard. When nothing is there
 //! and the client allows suspension, the owner parks the pull until a message for that queue
-//! is dispatched or the suspend time ends, then reads once more.
+//! is dispatched or the suspend time ends, then reads once more. The response suggests the
+//! broker for the next pull (`suggestWhichBrokerId`, rule in broker/suggest.rs).
 
 use std::rc::Rc;
 use std::time::Duration;
@@ -13,6 +14,7 @@ use futures::channel::oneshot;
 
 use crate::broker::clients::Subscription;
 use crate::broker::processor::{opt_field, req_field, HandlerResult};
+use crate::broker::suggest::{GroupIds, SuggestRule};
 use crate::broker::{BrokerError, BrokerShard};
 use crate::constants::{PULL_MAX_BYTES, PULL_MAX_MESSAGES, PULL_SUSPEND_MAX_MS};
 use crate::remoting::code::response;
@@ -81,7 +83,11 @@ pub async fn handle(shard: &Rc<BrokerShard>, req: &RemotingCommand) -> HandlerRe
             h.queue_id, h.topic, topic.read_queue_nums, h.group
         )));
     }
-    let subscription = resolve_subscription(shard, &h).await?;
+    let rule = SuggestRule {
+        slave_read_enable: shard.settings.slave_read_enable,
+        in_memory_max_bytes: shard.settings.in_memory_max_bytes,
+    };
+    let (subscription, group_ids) = resolve_subscription(shard, &h, rule.needs_group()).await?;
     if h.sys_flag & FLAG_COMMIT_OFFSET != 0
         && h.commit_offset >= 0
         && !shard.settings.role.is_slave()
@@ -131,56 +137,76 @@ pub async fn handle(shard: &Rc<BrokerShard>, req: &RemotingCommand) -> HandlerRe
             })
         })
         .await??;
-    Ok(Some(response_for(
-        req,
-        h.queue_offset,
-        result,
-        shard.settings.role.is_slave(),
-    )))
+    let slave = shard.settings.role.is_slave();
+    let answer = answer_for(&result, h.queue_offset, slave);
+    let group_ids = match group_ids {
+        Some(ids) => ids,
+        // Rare (a slave asked beyond its data): only then is the group needed without
+        // slaveReadEnable.
+        None if answer.retried_on_slave => group_ids_of(shard, &h.group).await?,
+        None => GroupIds::default(),
+    };
+    let suggest = rule.suggest(result.behind_bytes, group_ids, answer.retried_on_slave);
+    tracing::debug!(
+        group = %h.group, topic = %h.topic, queue = h.queue_id, offset = h.queue_offset,
+        code = answer.code, suggest, behind = ?result.behind_bytes, "pull answered"
+    );
+    Ok(Some(response_for(req, result, answer, suggest)))
 }
 
+/// The group's broker ids, from shard 0 (auto-creating the group as the pull's other lookups
+/// do); defaults if the group is unknown.
+async fn group_ids_of(shard: &Rc<BrokerShard>, group: &str) -> Result<GroupIds, BrokerError> {
+    let g = group.to_string();
+    Ok(shard
+        .on_control(move |_, cp| cp.groups.get_or_create(&g).as_ref().map(GroupIds::from))
+        .await?
+        .unwrap_or_default())
+}
+
+/// The subscription to filter with, and the group's broker ids when shard 0 was asked anyway
+/// or `want_group` (slaveReadEnable) asks for them: the inline-subscription path of a broker
+/// that auto-creates groups makes no hop to shard 0 otherwise.
 async fn resolve_subscription(
     shard: &Rc<BrokerShard>,
     h: &PullHeader,
-) -> Result<Subscription, BrokerError> {
+    want_group: bool,
+) -> Result<(Subscription, Option<GroupIds>), BrokerError> {
     if h.sys_flag & FLAG_SUBSCRIPTION != 0 {
         let expr = h.subscription.clone().unwrap_or_else(|| "*".to_string());
-        if !shard.settings.auto_create_group {
-            ensure_group(shard, &h.group).await?;
-        }
-        return Ok(Subscription::from_expression(
-            &h.topic,
-            &expr,
-            h.sub_version,
+        let ids = if !shard.settings.auto_create_group || want_group {
+            Some(ensure_group(shard, &h.group).await?)
+        } else {
+            None
+        };
+        return Ok((
+            Subscription::from_expression(&h.topic, &expr, h.sub_version),
+            ids,
         ));
     }
     let (g, t) = (h.group.clone(), h.topic.clone());
     let found = shard
         .on_control(move |_, cp| {
-            let exists = cp.groups.get_or_create(&g).is_some();
-            (exists, cp.clients.subscription(&g, &t).cloned())
+            let ids = cp.groups.get_or_create(&g).as_ref().map(GroupIds::from);
+            (ids, cp.clients.subscription(&g, &t).cloned())
         })
         .await?;
     match found {
-        (false, _) => Err(BrokerError::SubscriptionGroupNotExist(h.group.clone())),
-        (true, None) => Err(BrokerError::SubscriptionNotExist {
+        (None, _) => Err(BrokerError::SubscriptionGroupNotExist(h.group.clone())),
+        (Some(_), None) => Err(BrokerError::SubscriptionNotExist {
             group: h.group.clone(),
             topic: h.topic.clone(),
         }),
-        (true, Some(s)) => Ok(s),
+        (Some(ids), Some(s)) => Ok((s, Some(ids))),
     }
 }
 
-async fn ensure_group(shard: &Rc<BrokerShard>, group: &str) -> Result<(), BrokerError> {
+async fn ensure_group(shard: &Rc<BrokerShard>, group: &str) -> Result<GroupIds, BrokerError> {
     let g = group.to_string();
-    let exists = shard
-        .on_control(move |_, cp| cp.groups.get_or_create(&g).is_some())
-        .await?;
-    if exists {
-        Ok(())
-    } else {
-        Err(BrokerError::SubscriptionGroupNotExist(group.to_string()))
-    }
+    shard
+        .on_control(move |_, cp| cp.groups.get_or_create(&g).as_ref().map(GroupIds::from))
+        .await?
+        .ok_or_else(|| BrokerError::SubscriptionGroupNotExist(group.to_string()))
 }
 
 /// Runs on the owner shard: read, and if there is nothing yet, park until data or timeout.
@@ -232,22 +258,30 @@ fn is_not_found(r: &GetResult, requested: u64) -> bool {
     }
 }
 
-/// Maps a store result to the response (spec/remoting.md §8.4 table).
+/// Response code and `nextBeginOffset` of a read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Answer {
+    code: i32,
+    next: u64,
+    /// A slave answered PULL_RETRY_IMMEDIATELY where a master moves the offset.
+    retried_on_slave: bool,
+}
+
+/// Maps a store result to the response code (spec/remoting.md §8.4 table).
 /// On a slave (`offsetCheckInSlave=false`, spec/ha.md §7) an offset the slave cannot serve
 /// yet is never "moved": the consumer retries instead of resetting its offset.
-fn response_for(
-    req: &RemotingCommand,
-    requested: u64,
-    r: GetResult,
-    slave: bool,
-) -> RemotingCommand {
+fn answer_for(r: &GetResult, requested: u64, slave: bool) -> Answer {
     let (code, next) = match r.status {
         GetStatus::NoMessageInQueue
         | GetStatus::OffsetTooSmall
         | GetStatus::OffsetOverflowBadly
             if slave && requested != 0 =>
         {
-            (response::PULL_RETRY_IMMEDIATELY, requested)
+            return Answer {
+                code: response::PULL_RETRY_IMMEDIATELY,
+                next: requested,
+                retried_on_slave: true,
+            };
         }
         GetStatus::Found => (response::SUCCESS, r.next_begin_offset),
         GetStatus::NoMatchedMessage => (response::PULL_RETRY_IMMEDIATELY, r.next_begin_offset),
@@ -260,6 +294,19 @@ fn response_for(
             (response::PULL_NOT_FOUND, r.next_begin_offset)
         }
     };
+    Answer {
+        code,
+        next,
+        retried_on_slave: false,
+    }
+}
+
+fn response_for(
+    req: &RemotingCommand,
+    r: GetResult,
+    Answer { code, next, .. }: Answer,
+    suggest: i64,
+) -> RemotingCommand {
     let body: Bytes = if code == response::SUCCESS {
         let mut buf = BytesMut::with_capacity(r.records.iter().map(Bytes::len).sum());
         for rec in &r.records {
@@ -271,9 +318,71 @@ fn response_for(
     };
     RemotingCommand::response_to(req, code)
         .with_remark(r.status.as_str())
-        .with_field("suggestWhichBrokerId", "0")
+        .with_field("suggestWhichBrokerId", suggest.to_string())
         .with_field("nextBeginOffset", next.to_string())
         .with_field("minOffset", r.min_offset.to_string())
         .with_field("maxOffset", r.max_offset.to_string())
         .with_body(body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn result(status: GetStatus, next: u64) -> GetResult {
+        GetResult {
+            status,
+            next_begin_offset: next,
+            min_offset: 0,
+            max_offset: 10,
+            records: Vec::new(),
+            behind_bytes: None,
+        }
+    }
+
+    #[test]
+    fn a_slave_retries_where_a_master_moves_the_offset() {
+        for status in [
+            GetStatus::NoMessageInQueue,
+            GetStatus::OffsetTooSmall,
+            GetStatus::OffsetOverflowBadly,
+        ] {
+            let r = result(status, 10);
+            let on_slave = answer_for(&r, 12, true);
+            assert_eq!(
+                on_slave,
+                Answer {
+                    code: response::PULL_RETRY_IMMEDIATELY,
+                    next: 12,
+                    retried_on_slave: true
+                },
+                "{status:?}"
+            );
+            let on_master = answer_for(&r, 12, false);
+            assert_eq!(on_master.code, response::PULL_OFFSET_MOVED, "{status:?}");
+            assert!(!on_master.retried_on_slave);
+        }
+        // A slave serves what it has, as a master does.
+        let found = answer_for(&result(GetStatus::Found, 5), 3, true);
+        assert_eq!(
+            (found.code, found.next, found.retried_on_slave),
+            (response::SUCCESS, 5, false)
+        );
+        let end = answer_for(&result(GetStatus::OffsetOverflowOne, 10), 10, true);
+        assert_eq!(
+            (end.code, end.retried_on_slave),
+            (response::PULL_NOT_FOUND, false)
+        );
+    }
+
+    #[test]
+    fn the_response_carries_the_suggestion() {
+        let req = RemotingCommand::request(crate::remoting::code::request::PULL_MESSAGE, 0);
+        let r = result(GetStatus::OffsetOverflowOne, 10);
+        let a = answer_for(&r, 10, false);
+        let resp = response_for(&req, r, a, 1);
+        assert_eq!(resp.field("suggestWhichBrokerId"), Some("1"));
+        assert_eq!(resp.field("nextBeginOffset"), Some("10"));
+        assert_eq!(resp.remark.as_deref(), Some("OFFSET_OVERFLOW_ONE"));
+    }
 }
