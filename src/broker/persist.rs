@@ -4,7 +4,9 @@
 //!
 //! The writes run on glommio's blocking thread pool so a shard never blocks on the file system.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde_json::Value;
 
@@ -34,14 +36,41 @@ pub fn write_with_backup(path: &Path, content: &str) -> std::io::Result<()> {
 }
 
 /// Runs [`write_with_backup`] on the executor's blocking pool and logs a failure with the path.
-pub async fn write_off_shard(path: PathBuf, content: String) {
-    let shown = path.clone();
-    let result = glommio::executor()
-        .spawn_blocking(move || write_with_backup(&path, &content))
-        .await;
-    if let Err(e) = result {
-        tracing::error!(path = %shown.display(), error = %e, "cannot persist config file");
+///
+/// Writes of one file are ordered by when this function was CALLED (not when the returned
+/// future runs): call it right where the content was snapshot. Two writes of the same file in
+/// flight at once used to share its `.tmp` (one could rename the other's half-written file into
+/// place, and a kill -9 then loaded the stale `.bak`: a topic created before the kill was gone),
+/// and an older snapshot could land after a newer one. Now each write holds the writers' lock,
+/// and a write older than what the file already holds is skipped.
+pub fn write_off_shard(path: PathBuf, content: String) -> impl std::future::Future<Output = ()> {
+    let seq = WRITE_SEQ.fetch_add(1, Ordering::Relaxed);
+    async move {
+        let shown = path.clone();
+        let result = glommio::executor()
+            .spawn_blocking(move || write_in_order(&path, &content, seq))
+            .await;
+        if let Err(e) = result {
+            tracing::error!(path = %shown.display(), error = %e, "cannot persist config file");
+        }
     }
+}
+
+static WRITE_SEQ: AtomicU64 = AtomicU64::new(1);
+
+/// The sequence number of the newest write on disk, per file. Only the blocking pool's threads
+/// take this lock (never a shard), for the length of one small file write.
+#[allow(clippy::disallowed_types)] // reason: used off-shard only, by blocking-pool threads
+static WRITTEN: std::sync::Mutex<BTreeMap<PathBuf, u64>> = std::sync::Mutex::new(BTreeMap::new());
+
+fn write_in_order(path: &Path, content: &str, seq: u64) -> std::io::Result<()> {
+    let mut written = WRITTEN.lock().unwrap_or_else(|e| e.into_inner());
+    if written.get(path).is_some_and(|&newest| newest > seq) {
+        return Ok(());
+    }
+    write_with_backup(path, content)?;
+    written.insert(path.to_path_buf(), seq);
+    Ok(())
 }
 
 /// Loads a config file, falling back to `.bak`. `Ok(None)` when neither exists (start empty);
@@ -92,5 +121,27 @@ mod tests {
         assert!(load_with_backup(&dir.path().join("none.json"))
             .unwrap()
             .is_none());
+    }
+
+    #[test]
+    fn concurrent_writes_leave_the_newest_whole_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("topics.json");
+        // Big enough that an unsynchronised writer would be caught mid-file.
+        let content = |n: u64| format!("{{\"n\":{n},\"pad\":\"{}\"}}", "x".repeat(200_000));
+        let threads: Vec<_> = (1..=16u64)
+            .map(|n| {
+                let p = path.clone();
+                std::thread::spawn(move || write_in_order(&p, &content(n), 1_000 + n).unwrap())
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        let v = load_with_backup(&path).unwrap().unwrap();
+        assert_eq!(v["n"], 16, "the newest snapshot is on disk");
+        // An older snapshot arriving late does not overwrite it.
+        write_in_order(&path, &content(3), 1_003).unwrap();
+        assert_eq!(load_with_backup(&path).unwrap().unwrap()["n"], 16);
     }
 }

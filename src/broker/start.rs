@@ -327,14 +327,14 @@ async fn persist_control(shard: &Rc<BrokerShard>) {
             topics,
         )
     };
-    if let Some(json) = offsets {
-        write_off_shard(dir.join("consumerOffset.json"), json).await;
-    }
-    if let Some(json) = groups {
-        write_off_shard(dir.join("subscriptionGroup.json"), json).await;
-    }
-    if let Some(json) = topics {
-        write_off_shard(dir.join("topics.json"), json).await;
+    // Every write is ordered now, at the snapshot (persist::write_off_shard), then awaited.
+    let writes = [
+        offsets.map(|json| write_off_shard(dir.join("consumerOffset.json"), json)),
+        groups.map(|json| write_off_shard(dir.join("subscriptionGroup.json"), json)),
+        topics.map(|json| write_off_shard(dir.join("topics.json"), json)),
+    ];
+    for w in writes.into_iter().flatten() {
+        w.await;
     }
 }
 

@@ -326,7 +326,7 @@ async fn read_whole(path: &Path, file_size: u64) -> Result<Vec<u8>, StoreError> 
         .file_size()
         .await
         .map_err(io_err("stat consume queue", path))?;
-    if size != file_size {
+    if size > file_size {
         return Err(StoreError::Corrupt {
             path: path.display().to_string(),
             offset: size,
@@ -335,11 +335,18 @@ async fn read_whole(path: &Path, file_size: u64) -> Result<Vec<u8>, StoreError> 
             ),
         });
     }
+    // Shorter than a whole file: a kill -9 between creating the file and sizing it
+    // (`open_file`). The missing tail reads as zeros, which end the queue there; recovery
+    // re-dispatches whatever the log holds beyond it.
+    if size < file_size {
+        tracing::warn!(path = %path.display(), size, file_size, "consume queue file shorter than its size (a crash while it was created); reading the missing tail as empty");
+    }
     let r = f
         .read_at(0, size as usize)
         .await
         .map_err(io_err("read consume queue", path))?;
-    let data = r.to_vec();
+    let mut data = r.to_vec();
+    data.resize(file_size as usize, 0);
     f.close()
         .await
         .map_err(io_err("close consume queue", path))?;

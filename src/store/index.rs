@@ -145,6 +145,22 @@ impl ShardIndex {
                 .file_size()
                 .await
                 .map_err(gio_err("stat index", &path))?;
+            if size < geo.file_size() {
+                // A kill -9 between creating the file and sizing it (`create_file`): nothing
+                // was ever written to it. Size it and start it over.
+                tracing::warn!(path = %path.display(), size, "index file shorter than its size (a crash while it was created); starting it over");
+                file.truncate(geo.file_size())
+                    .await
+                    .map_err(gio_err("size index", &path))?;
+                files.push(FileState {
+                    created_ms: name.parse().unwrap_or(0),
+                    path,
+                    file: Some(file),
+                    header: IndexHeader::fresh(0, 0),
+                    table: None,
+                });
+                continue;
+            }
             if size != geo.file_size() {
                 return Err(StoreError::Corrupt {
                     path: path.display().to_string(),

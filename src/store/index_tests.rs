@@ -285,3 +285,30 @@ fn stale_header_after_crash_is_repaired_and_reindexed() {
         s.shutdown().await.unwrap();
     });
 }
+
+/// A kill -9 between creating an index file and sizing it leaves it short (empty): the store
+/// still opens, every key is found, and new keys are indexed.
+#[test]
+fn short_index_file_left_by_a_crash_opens() {
+    let dir = test_dir("shortidx");
+    let d2 = dir.to_path_buf();
+    run(move || async move {
+        let s = ShardStore::open(cfg(&d2), ShardId(0), false).await.unwrap();
+        put_keyed(&s, "T", 0, 12).await;
+        drop(s); // kill -9
+    });
+    // Named after every existing file, so it is the newest, as a file being created would be.
+    std::fs::write(dir.join("index/0/29991231235959999"), b"").unwrap();
+    let d3 = dir.to_path_buf();
+    run(move || async move {
+        let s = ShardStore::open(cfg(&d3), ShardId(0), true).await.unwrap();
+        assert_all_found(&s, 12).await;
+        put_keyed(&s, "T", 12, 6).await;
+        assert_all_found(&s, 18).await;
+        s.shutdown().await.unwrap();
+    });
+    let size = std::fs::metadata(dir.join("index/0/29991231235959999"))
+        .unwrap()
+        .len();
+    assert!(size > 0, "the short file was sized");
+}
