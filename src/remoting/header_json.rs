@@ -42,8 +42,17 @@ struct WireHeader<'a> {
 }
 
 /// Decodes a JSON header into a command with an empty body and
-/// `serialize_type = Json`.
+/// `serialize_type = Json`: the common shape by `header_json_fast`'s scanner, anything else
+/// by serde (which also words every error).
 pub fn decode(header: &[u8]) -> Result<RemotingCommand, DecodeError> {
+    match super::header_json_fast::decode(header) {
+        Some(cmd) => Ok(cmd),
+        None => decode_with_serde(header),
+    }
+}
+
+/// The serde decoder: every header, and the reference the fast scanner is tested against.
+pub(crate) fn decode_with_serde(header: &[u8]) -> Result<RemotingCommand, DecodeError> {
     let w: WireHeader = serde_json::from_slice(header)
         .map_err(|e| DecodeError::Malformed(format!("JSON header: {e}")))?;
     Ok(RemotingCommand {

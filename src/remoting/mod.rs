@@ -3,7 +3,8 @@
 //! - `code`: request/response codes, `LanguageCode`, `SerializeType`.
 //! - `command`: the `RemotingCommand` value and `ExtFields`.
 //! - `frame`: frame splitting (`check`), `decode`, `encode`; `DecodeError`.
-//! - `header_json` / `header_binary`: the two header encodings.
+//! - `header_json` / `header_binary`: the two header encodings; `header_json_fast`: the
+//!   one-pass scanner for the common JSON header shape (serde decodes the rest).
 //! - `header`: typed views of request/response headers over `ExtFields`.
 //! - `message`: message properties, batch bodies, offset message ids.
 //! - `fastjson`: lenient reader and fastjson-style writers for JSON bodies.
@@ -15,6 +16,7 @@ pub mod frame;
 pub mod header;
 pub mod header_binary;
 pub mod header_json;
+mod header_json_fast;
 pub mod message;
 
 pub use code::{LanguageCode, SerializeType};
