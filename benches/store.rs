@@ -117,7 +117,18 @@ async fn open_prealloc(path: &Path) -> DmaFile {
 /// Properties of put `i`, as a Java producer sends them: a unique key (32 hex digits, which
 /// the key index indexes) and WAIT.
 fn properties(i: u64) -> String {
-    format!("UNIQ_KEY\u{1}{i:032X}\u{2}WAIT\u{1}true")
+    // As `format!("UNIQ_KEY\u{1}{i:032X}\u{2}WAIT\u{1}true")`, at a fraction of the cost:
+    // the writer loop is measured with the store.
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    let mut hex = [b'0'; 32];
+    for (k, d) in hex.iter_mut().rev().take(16).enumerate() {
+        *d = HEX[((i >> (4 * k)) & 15) as usize];
+    }
+    let mut s = String::with_capacity(64);
+    s.push_str("UNIQ_KEY\u{1}");
+    s.push_str(std::str::from_utf8(&hex).unwrap());
+    s.push_str("\u{2}WAIT\u{1}true");
+    s
 }
 
 /// One put as the broker hands it to the store: the body is a slice of the request frame
