@@ -8,9 +8,14 @@
 //! - the group-commit appender's CPU cost per record at fixed batch sizes (ns/op): encoding into
 //!   the batch's chunk and staging it into a pooled aligned DMA buffer, no I/O.
 //!
+//! Each store phase also prints the executor thread's CPU time (user + system) per append, and
+//! the closed-loop ceiling at 64 writers (64 records per raw 64 KiB write+fdatasync p50): what a
+//! store costing no CPU could reach, given the device's latency.
+//!
 //! Run: `cargo bench --bench store [-- <dir>]`. The directory (default `target/bench-store`, or
 //! `SHARDMQ_BENCH_DIR`) must be on the device to measure; it is emptied first and removed after.
-//! `SHARDMQ_BENCH_SECS` (default 2) is the length of each timed phase.
+//! `SHARDMQ_BENCH_SECS` (default 2) is the length of each timed phase; `SHARDMQ_BENCH_ONLY=64,1024`
+//! runs only those store phases (no raw or micro phases: for perf/callgrind).
 
 #![allow(
     clippy::unwrap_used,
@@ -21,6 +26,7 @@
 
 use std::cell::RefCell;
 use std::hint::black_box;
+use std::net::{Ipv4Addr, SocketAddrV4};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
@@ -108,20 +114,39 @@ async fn open_prealloc(path: &Path) -> DmaFile {
     f
 }
 
-fn put(i: u64) -> PutBatch {
+/// Properties of put `i`, as a Java producer sends them: a unique key (32 hex digits, which
+/// the key index indexes) and WAIT.
+fn properties(i: u64) -> String {
+    // As `format!("UNIQ_KEY\u{1}{i:032X}\u{2}WAIT\u{1}true")`, at a fraction of the cost:
+    // the writer loop is measured with the store.
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    let mut hex = [b'0'; 32];
+    for (k, d) in hex.iter_mut().rev().take(16).enumerate() {
+        *d = HEX[((i >> (4 * k)) & 15) as usize];
+    }
+    let mut s = String::with_capacity(64);
+    s.push_str("UNIQ_KEY\u{1}");
+    s.push_str(std::str::from_utf8(&hex).unwrap());
+    s.push_str("\u{2}WAIT\u{1}true");
+    s
+}
+
+/// One put as the broker hands it to the store: the body is a slice of the request frame
+/// (`Bytes`, no copy), the topic and properties are strings decoded from the header.
+fn put(i: u64, body: &Bytes) -> PutBatch {
     PutBatch {
         topic: "BenchTopic".into(),
         queue_id: (i % 4) as u32,
         sys_flag: 0,
         born_timestamp: 1_700_000_000_000,
-        born_host: "127.0.0.1:50000".parse().unwrap(),
-        store_host: "127.0.0.1:10911".parse().unwrap(),
+        born_host: SocketAddrV4::new(Ipv4Addr::LOCALHOST, 50000),
+        store_host: SocketAddrV4::new(Ipv4Addr::LOCALHOST, 10911),
         reconsume_times: 0,
         prepared_tx_offset: 0,
         messages: vec![PutMessage {
-            body: Bytes::from(vec![b'b'; RECORD_BODY]),
+            body: body.clone(),
             flag: 0,
-            properties: "WAIT\u{1}true".into(),
+            properties: properties(i),
             tags_code: 0,
         }],
         wait_durable: true,
@@ -132,6 +157,21 @@ struct StoreRun {
     hist: Histogram<u64>,
     appends_per_sec: f64,
     fsyncs: u64,
+    /// CPU time (user + system) of the executor thread per append, microseconds.
+    cpu_us_per_append: f64,
+}
+
+/// CPU time (user + system) the calling thread has used so far.
+fn thread_cpu() -> Duration {
+    // SAFETY: getrusage only writes the struct it is given.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: a valid pointer to a rusage; RUSAGE_THREAD is supported on Linux.
+    let rc = unsafe { libc::getrusage(libc::RUSAGE_THREAD, &mut ru) };
+    assert_eq!(rc, 0, "getrusage");
+    let tv = |t: libc::timeval| {
+        Duration::from_secs(t.tv_sec as u64) + Duration::from_micros(t.tv_usec as u64)
+    };
+    tv(ru.ru_utime) + tv(ru.ru_stime)
 }
 
 /// `writers` closed-loop writers, each putting one 1 KiB record at a time, SYNC_FLUSH.
@@ -163,16 +203,18 @@ async fn store_run(dir: &Path, writers: usize, secs: Duration) -> StoreRun {
         .unwrap();
     let h = Rc::new(RefCell::new(hist()));
     let count = Rc::new(RefCell::new(0u64));
+    let body = Bytes::from(vec![b'b'; RECORD_BODY]);
+    let cpu0 = thread_cpu();
     let start = Instant::now();
     let end = start + secs;
     let tasks: Vec<_> = (0..writers)
         .map(|w| {
-            let (store, h, count) = (store.clone(), h.clone(), count.clone());
+            let (store, h, count, body) = (store.clone(), h.clone(), count.clone(), body.clone());
             glommio::spawn_local(async move {
                 let mut i = w as u64;
                 while Instant::now() < end {
                     let t = Instant::now();
-                    store.put(put(i)).await.unwrap();
+                    store.put(put(i, &body)).await.unwrap();
                     h.borrow_mut()
                         .record(t.elapsed().as_nanos() as u64)
                         .unwrap();
@@ -186,6 +228,7 @@ async fn store_run(dir: &Path, writers: usize, secs: Duration) -> StoreRun {
         t.await;
     }
     let elapsed = start.elapsed().as_secs_f64();
+    let cpu = thread_cpu() - cpu0;
     let fsyncs = store.stats().fsync_count;
     store.shutdown().await.unwrap();
     drop(store);
@@ -196,6 +239,7 @@ async fn store_run(dir: &Path, writers: usize, secs: Duration) -> StoreRun {
         hist,
         appends_per_sec: n as f64 / elapsed,
         fsyncs,
+        cpu_us_per_append: cpu.as_secs_f64() * 1e6 / n.max(1) as f64,
     }
 }
 
@@ -248,6 +292,24 @@ async fn micro(dir: &Path, batch: usize) -> f64 {
     ns
 }
 
+/// Stored size of one bench record (1 KiB body, topic "BenchTopic", `properties`).
+fn record_bytes() -> f64 {
+    record::record_len(RECORD_BODY, "BenchTopic".len(), properties(0).len()) as f64
+}
+
+fn print_store_run(w: usize, r: &StoreRun) {
+    println!(
+        "store SYNC_FLUSH 1 KiB, {w:>4} writers: p50 {:>8.1} us  p99 {:>8.1} us  {:>9.0} appends/s  {:>7.1} MiB/s  {:.1} appends/fdatasync  {:.2} us CPU/append  (n={})",
+        us(&r.hist, 0.5),
+        us(&r.hist, 0.99),
+        r.appends_per_sec,
+        r.appends_per_sec * record_bytes() / (1 << 20) as f64,
+        r.hist.len() as f64 / r.fsyncs.max(1) as f64,
+        r.cpu_us_per_append,
+        r.hist.len(),
+    );
+}
+
 fn bench_dir() -> PathBuf {
     let arg = std::env::args().skip(1).find(|a| !a.starts_with('-'));
     arg.map(PathBuf::from)
@@ -263,6 +325,10 @@ fn main() {
             .and_then(|s| s.parse().ok())
             .unwrap_or(2.0),
     );
+    // SHARDMQ_BENCH_ONLY=64,1024: only these store phases (for perf/callgrind runs).
+    let only: Option<Vec<usize>> = std::env::var("SHARDMQ_BENCH_ONLY")
+        .ok()
+        .map(|s| s.split(',').filter_map(|w| w.trim().parse().ok()).collect());
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     let d = dir.clone();
@@ -272,6 +338,13 @@ fn main() {
             println!("store bench in {} ({secs:?} per phase)", d.display());
             // Before any other DMA file on this device (GLOMMIO-NOTES: the ext4 probe).
             shardmq::store::io::ensure_dma_reads_work(&d).await.unwrap();
+            if let Some(only) = only.filter(|o| !o.is_empty()) {
+                // Profiling mode: the store phases asked for, nothing else.
+                for w in only {
+                    print_store_run(w, &store_run(&d, w, secs).await);
+                }
+                return;
+            }
             let raw4 = raw_latency(&d, 4096, secs).await;
             let raw64 = raw_latency(&d, 64 << 10, secs).await;
             let bw = raw_bandwidth(&d, secs).await;
@@ -288,18 +361,18 @@ fn main() {
                 SEQ_WRITE_BYTES >> 20,
                 bw / (1 << 20) as f64
             );
+            let rec = record_bytes();
+            // A closed loop of 64 writers has at most 64 records (~70 KiB) per write+fdatasync:
+            // even a store costing no CPU at all is bounded by the device's latency for that.
+            let ceiling64 = 64.0 / (us(&raw64, 0.5) / 1e6);
+            println!(
+                "closed-loop ceiling @64 (64 records per raw 64 KiB write+fdatasync p50): {ceiling64:.0} appends/s = {:.1} % of raw sequential bandwidth",
+                100.0 * ceiling64 * rec / bw
+            );
             let mut at64 = None;
             for w in WRITERS {
                 let r = store_run(&d, w, secs).await;
-                let rec = record::record_len(RECORD_BODY, "BenchTopic".len(), 11) as f64;
-                println!(
-                    "store SYNC_FLUSH 1 KiB, {w:>4} writers: p50 {:>8.1} us  p99 {:>8.1} us  {:>9.0} appends/s  {:>7.1} MiB/s  {:.1} appends/fdatasync",
-                    us(&r.hist, 0.5),
-                    us(&r.hist, 0.99),
-                    r.appends_per_sec,
-                    r.appends_per_sec * rec / (1 << 20) as f64,
-                    r.hist.len() as f64 / r.fsyncs.max(1) as f64,
-                );
+                print_store_run(w, &r);
                 if w == 1024 {
                     println!(
                         "ratio store bytes/s @1024 / raw sequential bandwidth: {:.1} %",
@@ -307,10 +380,10 @@ fn main() {
                     );
                 }
                 if w == 64 {
-                    at64 = Some((r, rec));
+                    at64 = Some(r);
                 }
             }
-            if let Some((r, rec)) = at64 {
+            if let Some(r) = at64 {
                 let p99 = us(&r.hist, 0.99);
                 println!(
                     "ratio p99@64 / raw 4 KiB p99: {:.2}   / raw 64 KiB p99: {:.2}   (goal <= 1.5)",
@@ -320,6 +393,10 @@ fn main() {
                 println!(
                     "ratio store bytes/s @64 / raw sequential bandwidth: {:.1} %   (goal >= 50 %)",
                     100.0 * r.appends_per_sec * rec / bw
+                );
+                println!(
+                    "ratio store appends/s @64 / closed-loop ceiling @64: {:.1} %",
+                    100.0 * r.appends_per_sec / ceiling64
                 );
             }
             for b in MICRO_BATCHES {

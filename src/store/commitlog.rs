@@ -14,8 +14,9 @@
 //!   one (created in the background when the current one is taken), so a roll never waits.
 //! - Group commit allocates nothing per message in steady state: records are encoded straight
 //!   into the open batch's chunk vector (recycled when the read cache is off, handed to the
-//!   read cache as is otherwise), DMA write buffers come from the shard's `WritePool`, and
-//!   emptied batches are reused. What remains per put: its reply channel and result.
+//!   read cache as is otherwise; sized from the previous batch), DMA write buffers come from
+//!   the shard's `WritePool`, and emptied batches are reused. A put waits on its batch's shared
+//!   completion (completion.rs: no channel or timer per put); what remains per put: its result.
 //! - An I/O error (write or fdatasync, real or injected through `faults`) fails every put of
 //!   its batch and of the batches queued behind it, and the store refuses puts from then on
 //!   (`StoreError::NotWritable`); reads of visible data go on.
@@ -27,13 +28,14 @@ use std::path::PathBuf;
 use std::pin::Pin;
 use std::rc::{Rc, Weak};
 use std::task::{Context, Poll, Waker};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures::channel::oneshot;
 use glommio::io::DmaFile;
 
 use super::checkpoint::{Checkpoint, ShardSlot};
+use super::completion::{BatchDone, PutOutcome, PutWait};
 use super::consume_queue::{self, ConsumeQueue, CqEntry, CqWrite};
 use super::faults::{Faults, FAULTS_ENV};
 use super::io::{align_down, align_up, create_dma_full, gio_err, segment_name, DMA_ALIGN};
@@ -60,12 +62,6 @@ pub(super) struct Chunk {
     bytes: Vec<u8>,
 }
 
-#[derive(Debug)]
-pub(super) struct Waiter {
-    pub(super) tx: oneshot::Sender<Result<(), StoreError>>,
-    pub(super) durable: bool,
-}
-
 /// The consume-queue entries of one put: `entries[from..to]` of the batch, queue offsets
 /// consecutive from `first_offset` (one key per put, not per message).
 #[derive(Debug)]
@@ -79,12 +75,23 @@ pub(super) struct DispatchItem {
 #[derive(Debug, Default)]
 pub(super) struct Batch {
     pub(super) chunks: Vec<Chunk>,
-    pub(super) waiters: Vec<Waiter>,
+    /// Shared by the puts of this batch (completion.rs): no channel or timer per put.
+    pub(super) done: Rc<BatchDone>,
+    /// Replicated appends (replica.rs), answered once written.
+    pub(super) acks: Vec<oneshot::Sender<Result<(), StoreError>>>,
     pub(super) dispatch: Vec<DispatchItem>,
     pub(super) entries: Vec<CqEntry>,
     pub(super) bytes: usize,
     pub(super) end: u64,
     pub(super) last_store_timestamp: i64,
+}
+
+impl Drop for Batch {
+    /// A batch dropped before it was flushed (the store went away) fails its puts; after a
+    /// flush this does nothing (the done is final).
+    fn drop(&mut self) {
+        self.done.fail(StoreError::ShutDown);
+    }
 }
 
 /// Mutable commit-log state.
@@ -100,13 +107,15 @@ pub(crate) struct Log {
     pub synced_store_timestamp: i64,
     pub(super) batches: VecDeque<Batch>,
     flushing: bool,
+    /// The completion of the batch the flusher holds (for the timeout watchdog).
+    in_flight: Option<Rc<BatchDone>>,
     pub(crate) cache: VecDeque<(u64, Bytes)>,
     cache_bytes: usize,
     /// Files written since their last fdatasync (Async mode).
     dirty: Vec<Segment>,
     /// Emptied chunk vectors kept for the next batches (no allocation per batch when the read
     /// cache is off) and emptied batches (their vectors keep their capacity).
-    pub(super) spare_chunks: Vec<Vec<u8>>,
+    pub(super) spare_chunks: ChunkPool,
     pub(super) spare_batches: Vec<Batch>,
     pub(crate) not_writable: Option<String>,
     pub(crate) closed: bool,
@@ -125,10 +134,11 @@ impl Log {
             synced_store_timestamp: 0,
             batches: VecDeque::new(),
             flushing: false,
+            in_flight: None,
             cache: VecDeque::new(),
             cache_bytes: 0,
             dirty: Vec::new(),
-            spare_chunks: Vec::new(),
+            spare_chunks: ChunkPool::default(),
             spare_batches: Vec::new(),
             not_writable: None,
             closed: false,
@@ -192,6 +202,8 @@ pub struct ShardStore {
     pub(crate) shard_dir: PathBuf,
     stats: Cell<StoreStats>,
     pub(super) notify: Rc<Notify>,
+    /// Wakes the flush-timeout watchdog when puts start waiting (completion.rs).
+    watch: Rc<Notify>,
     me: Weak<ShardStore>,
     listener: RefCell<Option<Rc<ArrivalListener>>>,
     /// Called with the new visible end after each batch became visible (HA shipper hook).
@@ -269,6 +281,7 @@ impl ShardStore {
             index,
             shard_dir: r.shard_dir,
             notify: Rc::new(Notify::default()),
+            watch: Rc::new(Notify::default()),
             listener: RefCell::new(None),
             end_listener: RefCell::new(None),
             replica_carry: super::replica::new_carry(),
@@ -287,6 +300,7 @@ impl ShardStore {
         // Not clean any more until the next shutdown.
         store.flush_consume_queues(false).await?;
         spawn_flusher(Rc::downgrade(&store), store.notify.clone());
+        spawn_watchdog(Rc::downgrade(&store), store.watch.clone());
         spawn_periodic(Rc::downgrade(&store));
         store.maybe_preallocate();
         Ok(store)
@@ -307,10 +321,10 @@ impl ShardStore {
     /// # Errors
     /// `MessageIllegal` (limits), `NotWritable` (after an I/O error), `Io` (this batch's I/O
     /// failed), `ShutDown`.
-    pub async fn put(&self, batch: PutBatch) -> Result<PutResult, StoreError> {
+    pub async fn put(&self, mut batch: PutBatch) -> Result<PutResult, StoreError> {
         self.refuse_if_disk_full()?;
         let total = self.put_check(&batch)?;
-        let (rx, result) = loop {
+        let (wait, result) = loop {
             let need = {
                 let mut log = self.log.borrow_mut();
                 if let Some(reason) = &log.not_writable {
@@ -325,7 +339,7 @@ impl ShardStore {
                 {
                     Some(seg_end)
                 } else {
-                    break self.put_encode(&mut log, &batch, total);
+                    break self.put_encode(&mut log, &mut batch, total);
                 }
             };
             if let Some(seg_end) = need {
@@ -334,22 +348,15 @@ impl ShardStore {
             }
         };
         self.notify.notify();
+        self.watch.notify();
         self.maybe_preallocate();
         if self.faults.ack_before_durable {
             // CANARY (faults.rs): acknowledge before any write, so a kill -9 loses acked data.
             return Ok(result);
         }
-        let timeout = Duration::from_millis(self.cfg.sync_flush_timeout_ms.max(1));
-        let outcome = futures_lite::future::or(async { Some(rx.await) }, async {
-            glommio::timer::sleep(timeout).await;
-            None
-        })
-        .await;
-        match outcome {
-            Some(Ok(Ok(()))) => Ok(result),
-            Some(Ok(Err(e))) => Err(e),
-            Some(Err(_canceled)) => Err(StoreError::ShutDown),
-            None => Ok(PutResult {
+        match wait.await? {
+            PutOutcome::Done => Ok(result),
+            PutOutcome::TimedOut => Ok(PutResult {
                 status: PutStatus::FlushDiskTimeout,
                 ..result
             }),
@@ -400,13 +407,9 @@ impl ShardStore {
     }
 
     /// Encodes the batch at the end of the log (rolling to the ready next file if needed),
-    /// queues it for the flusher. No I/O, no await.
-    fn put_encode(
-        &self,
-        log: &mut Log,
-        b: &PutBatch,
-        total: u64,
-    ) -> (oneshot::Receiver<Result<(), StoreError>>, PutResult) {
+    /// queues it for the flusher. No I/O, no await. Takes the topic out of `b` (it becomes
+    /// the queue key of the dispatch entry: no copy).
+    fn put_encode(&self, log: &mut Log, b: &mut PutBatch, total: u64) -> (PutWait, PutResult) {
         let seg_end = self.current_segment_end(log);
         if log.write_pos + total + u64::from(BLANK_LEN) > seg_end {
             self.roll(log, seg_end);
@@ -414,20 +417,33 @@ impl ShardStore {
         let seg_start = log.segments.last().map_or(0, |s| s.start);
         let store_timestamp = now_ms().max(log.last_store_timestamp);
         log.last_store_timestamp = store_timestamp;
-        let mut queues = self.queues.borrow_mut();
-        let key = (b.topic.clone(), b.queue_id);
-        let q = queues.entry(key.clone()).or_insert_with(|| Queue {
-            cq: ConsumeQueue::new(
-                &self.cfg.consume_queue_dir,
-                &b.topic,
-                b.queue_id,
-                self.cfg.consume_queue_file_size,
-            ),
-            reserved: 0,
-        });
-        let first_queue_offset = q.reserved;
         let dispatched = (b.sys_flag & record::SYSFLAG_TX_MASK) == record::SYSFLAG_TX_NOT
             || (b.sys_flag & record::SYSFLAG_TX_MASK) == record::SYSFLAG_TX_COMMIT;
+        let key = (std::mem::take(&mut b.topic), b.queue_id);
+        let n = b.messages.len() as u64;
+        // One lookup (no key copy) reserves the queue offsets; a new queue copies the key once.
+        let first_queue_offset = {
+            let mut queues = self.queues.borrow_mut();
+            let add = if dispatched { n } else { 0 };
+            match queues.get_mut(&key) {
+                Some(q) => {
+                    let first = q.reserved;
+                    q.reserved += add;
+                    first
+                }
+                None => {
+                    let cq = ConsumeQueue::new(
+                        &self.cfg.consume_queue_dir,
+                        &key.0,
+                        key.1,
+                        self.cfg.consume_queue_file_size,
+                    );
+                    queues.insert(key.clone(), Queue { cq, reserved: add });
+                    0
+                }
+            }
+        };
+        let topic = key.0.as_str();
         let mut phys_offsets = Vec::with_capacity(b.messages.len());
         let start = log.write_pos;
         let max_bytes = self.cfg.group_commit_max_bytes;
@@ -444,7 +460,11 @@ impl ShardStore {
         let mut pos = start;
         for (i, m) in b.messages.iter().enumerate() {
             let phys = global_offset(self.shard, pos);
-            let queue_offset = if dispatched { q.reserved + i as u64 } else { 0 };
+            let queue_offset = if dispatched {
+                first_queue_offset + i as u64
+            } else {
+                0
+            };
             let before = buf.len();
             record::encode(
                 &RecordFields {
@@ -460,7 +480,7 @@ impl ShardStore {
                     reconsume_times: b.reconsume_times,
                     prepared_tx_offset: b.prepared_tx_offset,
                     body: &m.body,
-                    topic: &b.topic,
+                    topic,
                     properties: &m.properties,
                 },
                 buf,
@@ -482,7 +502,6 @@ impl ShardStore {
             "invariant: encoded size equals checked size"
         );
         if dispatched {
-            q.reserved += b.messages.len() as u64;
             let to = batch.entries.len();
             batch.dispatch.push(DispatchItem {
                 queue: key,
@@ -491,18 +510,17 @@ impl ShardStore {
                 to,
             });
         }
-        let (tx, rx) = oneshot::channel();
+        let timeout = Duration::from_millis(self.cfg.sync_flush_timeout_ms.max(1));
+        // Taken as the put joins its batch, so deadlines grow in batch order (the watchdog
+        // relies on it).
+        let wait = batch.done.join(Instant::now() + timeout, b.wait_durable);
         batch.bytes += total as usize;
-        batch.waiters.push(Waiter {
-            tx,
-            durable: b.wait_durable,
-        });
         batch.end = pos;
         batch.last_store_timestamp = store_timestamp;
         log.write_pos = pos;
         self.update_stats(|s| {
             s.put_count += 1;
-            s.put_message_count += b.messages.len() as u64;
+            s.put_message_count += n;
             s.put_bytes += total;
             s.max_local_offset = pos;
         });
@@ -512,7 +530,7 @@ impl ShardStore {
             phys_offsets,
             store_timestamp,
         };
-        (rx, result)
+        (wait, result)
     }
 
     /// Ends the current file with a blank marker and moves to the prepared next file.
@@ -616,20 +634,22 @@ impl ShardStore {
 
     /// Flushes the oldest pending batch. Returns false when there was none.
     async fn flush_one(&self) -> bool {
-        let Some(mut batch) = self.log.borrow_mut().batches.pop_front() else {
-            return false;
+        let mut batch = {
+            let mut log = self.log.borrow_mut();
+            let Some(batch) = log.batches.pop_front() else {
+                return false;
+            };
+            log.flushing = true;
+            log.in_flight = Some(batch.done.clone());
+            batch
         };
-        self.log.borrow_mut().flushing = true;
         let res = self.flush_write(&batch).await;
         let res = match res {
             Ok(files) => {
                 // Puts that did not ask for durability resolve once written.
-                for w in std::mem::take(&mut batch.waiters) {
-                    if w.durable {
-                        batch.waiters.push(w);
-                    } else {
-                        let _ = w.tx.send(Ok(()));
-                    }
+                batch.done.written();
+                for tx in batch.acks.drain(..) {
+                    let _ = tx.send(Ok(()));
                 }
                 self.flush_sync(files, batch.end, batch.last_store_timestamp)
                     .await
@@ -640,7 +660,9 @@ impl ShardStore {
             Ok(()) => self.make_visible(batch),
             Err(e) => self.fail_all(batch, e),
         }
-        self.log.borrow_mut().flushing = false;
+        let mut log = self.log.borrow_mut();
+        log.flushing = false;
+        log.in_flight = None;
         true
     }
 
@@ -718,6 +740,9 @@ impl ShardStore {
         match self.cfg.flush_mode {
             FlushMode::Sync => {
                 for f in &files {
+                    if let Some(ms) = self.faults.fdatasync_delay_ms {
+                        glommio::timer::sleep(Duration::from_millis(ms)).await;
+                    }
                     self.faults
                         .on_fdatasync()
                         .map_err(|e| StoreError::io("fdatasync", &f.path, e))?;
@@ -776,16 +801,20 @@ impl ShardStore {
     fn make_visible(&self, mut batch: Batch) {
         {
             let mut log = self.log.borrow_mut();
-            for c in batch.chunks.drain(..) {
+            for mut c in batch.chunks.drain(..) {
                 self.index.dispatch_bytes(c.pos, &c.bytes);
+                log.spare_chunks.hint = c.bytes.len();
                 if self.cfg.read_cache_bytes > 0 {
-                    // The chunk becomes the cache entry as is (no copy).
+                    // The chunk becomes the cache entry as is (no copy). A vector sized for a
+                    // bigger batch gives its spare room back first (in place, no copy), so
+                    // the cache holds about what it counts.
+                    if c.bytes.capacity() > 2 * c.bytes.len() + DMA_ALIGN as usize {
+                        c.bytes.shrink_to_fit();
+                    }
                     log.cache_bytes += c.bytes.len();
                     log.cache.push_back((c.pos, Bytes::from(c.bytes)));
-                } else if log.spare_chunks.len() < SPARES_MAX
-                    && c.bytes.capacity() <= SPARE_CHUNK_MAX_BYTES
-                {
-                    log.spare_chunks.push(c.bytes);
+                } else {
+                    log.spare_chunks.give(c.bytes);
                 }
             }
             while log.cache_bytes > self.cfg.read_cache_bytes {
@@ -819,9 +848,7 @@ impl ShardStore {
         }
         let end = batch.end;
         self.update_stats(|s| s.visible_local_offset = end);
-        for w in batch.waiters.drain(..) {
-            let _ = w.tx.send(Ok(()));
-        }
+        batch.done.durable();
         {
             let mut log = self.log.borrow_mut();
             if log.spare_batches.len() < SPARES_MAX {
@@ -853,9 +880,10 @@ impl ShardStore {
             log.not_writable = Some(e.to_string());
             log.batches.drain(..).collect()
         };
-        for b in std::iter::once(batch).chain(rest) {
-            for w in b.waiters {
-                let _ = w.tx.send(Err(e.clone()));
+        for mut b in std::iter::once(batch).chain(rest) {
+            b.done.fail(e.clone());
+            for tx in b.acks.drain(..) {
+                let _ = tx.send(Err(e.clone()));
             }
         }
     }
@@ -937,6 +965,32 @@ impl ShardStore {
         }
     }
 
+    /// The earliest deadline of a put still waiting (deadlines grow in batch order, so it is
+    /// the first one found, oldest batch first).
+    fn next_put_deadline(&self) -> Option<Instant> {
+        let log = self.log.borrow();
+        log.in_flight
+            .iter()
+            .map(|d| &**d)
+            .chain(log.batches.iter().map(|b| &*b.done))
+            .find_map(BatchDone::next_deadline)
+    }
+
+    fn fire_expired_puts(&self, now: Instant) {
+        let dones: Vec<Rc<BatchDone>> = {
+            let log = self.log.borrow();
+            log.in_flight
+                .iter()
+                .cloned()
+                .chain(log.batches.iter().map(|b| b.done.clone()))
+                .take_while(|d| d.next_deadline().is_none_or(|t| t <= now))
+                .collect()
+        };
+        for d in dones {
+            d.fire_expired(now);
+        }
+    }
+
     /// The reason the store refuses puts (an I/O error), if it does.
     pub fn not_writable(&self) -> Option<String> {
         self.log.borrow().not_writable.clone()
@@ -951,19 +1005,44 @@ pub(super) fn open_batch<'a>(
     max_bytes: usize,
 ) -> &'a mut Batch {
     if batches.back().is_none_or(|b| b.bytes >= max_bytes) {
-        batches.push_back(spare.pop().unwrap_or_default());
+        let mut b = spare.pop().unwrap_or_default();
+        BatchDone::reset_if_unshared(&mut b.done);
+        batches.push_back(b);
     }
     batches
         .back_mut()
         .expect("invariant: a batch was just ensured")
 }
 
+/// Chunk vectors for new batches: emptied ones kept for reuse (read cache off), and the size
+/// of the last batch's chunk, which a new chunk reserves at once (batches in steady state are
+/// alike), so a batch's vector does not grow by doubling and copying as puts arrive.
+#[derive(Debug, Default)]
+pub(crate) struct ChunkPool {
+    spare: Vec<Vec<u8>>,
+    pub(super) hint: usize,
+}
+
+impl ChunkPool {
+    fn take(&mut self, need: usize) -> Vec<u8> {
+        let mut v = self.spare.pop().unwrap_or_default();
+        v.clear();
+        v.reserve(need.max(self.hint.min(SPARE_CHUNK_MAX_BYTES)));
+        v
+    }
+
+    fn give(&mut self, v: Vec<u8>) {
+        if self.spare.len() < SPARES_MAX && v.capacity() <= SPARE_CHUNK_MAX_BYTES {
+            self.spare.push(v);
+        }
+    }
+}
+
 /// The chunk vector bytes at `pos` of file `seg_start` are appended to: the batch's last chunk
-/// when contiguous, else a new chunk (a recycled vector when there is one) with room for
-/// `need` bytes.
+/// when contiguous, else a new chunk (from the pool) with room for `need` bytes.
 pub(super) fn chunk_for<'a>(
     chunks: &'a mut Vec<Chunk>,
-    spare: &mut Vec<Vec<u8>>,
+    spare: &mut ChunkPool,
     seg_start: u64,
     pos: u64,
     need: u64,
@@ -972,8 +1051,7 @@ pub(super) fn chunk_for<'a>(
         .last()
         .is_some_and(|c| c.seg_start == seg_start && c.pos + c.bytes.len() as u64 == pos);
     if !contiguous {
-        let mut bytes = spare.pop().unwrap_or_default();
-        bytes.clear();
+        let bytes = spare.take(need as usize);
         chunks.push(Chunk {
             seg_start,
             pos,
@@ -1055,6 +1133,31 @@ fn spawn_flusher(weak: Weak<ShardStore>, notify: Rc<Notify>) {
     glommio::spawn_local(fut).detach();
 }
 
+/// The flush-timeout watchdog (completion.rs): sleeps until the earliest deadline of a waiting
+/// put, wakes the puts whose deadline passed. Idle (no timer) while no put waits.
+fn spawn_watchdog(weak: Weak<ShardStore>, wake: Rc<Notify>) {
+    glommio::spawn_local(async move {
+        loop {
+            let next = {
+                let Some(s) = weak.upgrade() else { return };
+                s.next_put_deadline()
+            };
+            match next {
+                None => wake.wait().await,
+                Some(at) => {
+                    let now = Instant::now();
+                    if at > now {
+                        glommio::timer::sleep(at - now).await;
+                    }
+                    let Some(s) = weak.upgrade() else { return };
+                    s.fire_expired_puts(Instant::now());
+                }
+            }
+        }
+    })
+    .detach();
+}
+
 /// Async-mode fdatasync timer and the CQ/checkpoint timer.
 fn spawn_periodic(weak: Weak<ShardStore>) {
     glommio::spawn_local(async move {
@@ -1093,7 +1196,8 @@ const _: () = assert!(DMA_ALIGN.is_power_of_two());
 
 impl Drop for ShardStore {
     fn drop(&mut self) {
-        // Wake the flusher so it sees the store is gone and ends.
+        // Wake the flusher and the watchdog so they see the store is gone and end.
         self.notify.notify();
+        self.watch.notify();
     }
 }

@@ -27,8 +27,8 @@ use glommio::io::{BufferedFile, OpenOptions};
 
 use super::commitlog::ShardStore;
 use super::index_format::{
-    chain_step, file_name, is_file_name, key_hash, record_keys, record_matches, ChainStep,
-    Geometry, IndexEntry, IndexHeader, IndexTable, ENTRY_LEN, HEADER_LEN, SLOT_LEN,
+    chain_step, file_name, for_each_record_key_hash, is_file_name, key_hash, record_matches,
+    ChainStep, Geometry, IndexEntry, IndexHeader, IndexTable, ENTRY_LEN, HEADER_LEN, SLOT_LEN,
 };
 use super::io::gio_err;
 use super::record::{self, Decoded, SYSFLAG_TX_MASK};
@@ -298,13 +298,9 @@ impl ShardIndex {
             return;
         }
         self.indexed_through.set(Some(phys));
-        let keys = record_keys(r.topic, r.properties);
-        if keys.is_empty() {
-            return;
-        }
         let phys_i = i64::try_from(phys).unwrap_or(i64::MAX);
         let mut files = self.files.borrow_mut();
-        for key in keys {
+        for_each_record_key_hash(r.topic, r.properties, |hash| {
             let need_new = files
                 .last()
                 .and_then(|f| f.table.as_ref())
@@ -331,8 +327,8 @@ impl ShardIndex {
                 .last_mut()
                 .and_then(|f| f.table.as_mut())
                 .expect("invariant: the newest file has a table with room");
-            table.put(key_hash(&key), phys_i, r.store_timestamp);
-        }
+            table.put(hash, phys_i, r.store_timestamp);
+        });
     }
 
     /// Writes what changed since the last flush (entries, slot pages, then header), with an

@@ -159,6 +159,52 @@ pub fn key_hash(key: &str) -> i32 {
     }
 }
 
+/// `String.hashCode()` of `prefix` followed by `s`, given `h` = the hash of `prefix`.
+fn java_hash_extend(h: i32, s: &str) -> i32 {
+    let step = |h: i32, c: i32| h.wrapping_mul(31).wrapping_add(c);
+    if s.is_ascii() {
+        s.bytes().fold(h, |h, b| step(h, i32::from(b)))
+    } else {
+        s.encode_utf16().fold(h, |h, c| step(h, i32::from(c)))
+    }
+}
+
+/// `key_hash(index_key(topic, key))` without building the string.
+fn index_key_hash(topic_hash: i32, key: &str) -> i32 {
+    let h = java_hash_extend(topic_hash, key);
+    if h == i32::MIN {
+        0
+    } else {
+        h.abs()
+    }
+}
+
+/// Calls `f` with the hash of every key `record_keys` returns, in the same order, from one
+/// pass over the properties and with no allocation (the per-message path of the index).
+pub fn for_each_record_key_hash(topic: &str, properties: &str, mut f: impl FnMut(i32)) {
+    // The last non-empty value of each key wins, as get_property.
+    let (mut uniq, mut keys) = (None, None);
+    for (k, v) in crate::remoting::message::iter_properties(properties) {
+        match k {
+            keys::UNIQ_KEY => uniq = Some(v),
+            keys::KEYS => keys = Some(v),
+            _ => {}
+        }
+    }
+    if uniq.is_none() && keys.is_none() {
+        return;
+    }
+    let topic_hash = java_hash_extend(java_string_hash(topic), "#");
+    if let Some(u) = uniq {
+        f(index_key_hash(topic_hash, u));
+    }
+    if let Some(ks) = keys {
+        for k in ks.split(' ').filter(|k| !k.is_empty()) {
+            f(index_key_hash(topic_hash, k));
+        }
+    }
+}
+
 /// `topic#key`.
 pub fn index_key(topic: &str, key: &str) -> String {
     format!("{topic}#{key}")
@@ -415,6 +461,35 @@ mod tests {
         assert!(record_matches(props, "U1"));
         assert!(!record_matches(props, "a b"));
         assert!(record_keys("T", "TAGS\u{1}x").is_empty());
+    }
+
+    #[test]
+    fn streamed_key_hashes_equal_the_hashes_of_the_keys() {
+        let cases = [
+            ("T", "KEYS\u{1}a  b\u{2}UNIQ_KEY\u{1}U1\u{2}TAGS\u{1}t"),
+            ("T", "TAGS\u{1}x"),
+            ("T", ""),
+            (
+                "Topic",
+                "UNIQ_KEY\u{1}7F0000010000000000000000000000AB\u{2}WAIT\u{1}true",
+            ),
+            // Last value wins; empty values are skipped.
+            (
+                "T",
+                "KEYS\u{1}x\u{2}KEYS\u{1}y z\u{2}UNIQ_KEY\u{1}\u{2}KEYS",
+            ),
+            // Non-ASCII: UTF-16 units, as Java.
+            ("主题", "KEYS\u{1}键 \u{1F600}\u{2}UNIQ_KEY\u{1}é"),
+        ];
+        for (topic, props) in cases {
+            let want: Vec<i32> = record_keys(topic, props)
+                .iter()
+                .map(|k| key_hash(k))
+                .collect();
+            let mut got = Vec::new();
+            for_each_record_key_hash(topic, props, |h| got.push(h));
+            assert_eq!(got, want, "{topic} {props:?}");
+        }
     }
 
     #[test]

@@ -12,13 +12,15 @@
 //!
 //! Modules: `record` (pure record layout), `consume_queue` (20-byte units), `checkpoint`
 //! (checkpoint + abort marker), `io` (glommio files, the ext4 probe), `commitlog` (appender,
-//! flusher, reads), `write_pool` (the flusher's aligned DMA buffers), `faults` (fault points),
+//! flusher, reads), `completion` (a batch's completion shared by its puts, the flush-timeout
+//! watchdog), `write_pool` (the flusher's aligned DMA buffers), `faults` (fault points),
 //! `recovery` (startup scan), `retention` (file deletion, disk-full state), `index_format`
 //! (pure index file layout), `index` (the per-shard key index: files, dispatch hook, queries)
 //! and `replica` (master/slave replication: shipping and appending raw commit-log bytes).
 
 pub mod checkpoint;
 pub mod commitlog;
+mod completion;
 pub mod consume_queue;
 pub mod faults;
 pub mod index;

@@ -17,7 +17,7 @@ use std::cell::RefCell;
 use bytes::Bytes;
 use futures::channel::oneshot;
 
-use super::commitlog::{chunk_for, open_batch, DispatchItem, Queue, ShardStore, Waiter};
+use super::commitlog::{chunk_for, open_batch, DispatchItem, Queue, ShardStore};
 use super::consume_queue::{ConsumeQueue, CqEntry};
 use super::record::{self, Decoded};
 use super::{global_offset, StoreError};
@@ -160,7 +160,7 @@ impl ShardStore {
                     to: from + 1,
                 });
             }
-            batch.waiters.push(Waiter { tx, durable: false });
+            batch.acks.push(tx);
             batch.end = end;
             batch.last_store_timestamp = ts;
             log.write_pos = end;

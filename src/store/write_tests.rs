@@ -1,6 +1,7 @@
 //! Write-path tests: injected write/fdatasync failures (the whole batch fails, later puts are
-//! refused, earlier data is still read), the write pool reused in steady state, and rolls that
-//! never wait for a file. Real-disk directory under `target/test-tmp`.
+//! refused, earlier data is still read), a slow fdatasync (FLUSH_DISK_TIMEOUT at the deadline,
+//! WAIT=false puts answered once written), the write pool reused in steady state, and rolls
+//! that never wait for a file. Real-disk directory under `target/test-tmp`.
 
 use crate::store::test_util::{base_config, run, test_dir};
 use std::path::Path;
@@ -201,6 +202,84 @@ fn steady_state_reuses_buffers_and_rolls_never_wait() {
             "write buffers not reused: {st:?}"
         );
         assert_eq!(s.max_offset("T", 0), 640);
+        s.shutdown().await.unwrap();
+    });
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A slow disk: every put answers FLUSH_DISK_TIMEOUT at its deadline, not when the fdatasync
+/// ends; the records still become durable and visible afterwards.
+#[test]
+fn slow_fdatasync_answers_flush_disk_timeout_at_the_deadline() {
+    let dir = test_dir("slow-sync");
+    let c = StoreConfig {
+        sync_flush_timeout_ms: 60,
+        ..cfg(&dir, FlushMode::Sync, 1 << 20)
+    };
+    run(move || async move {
+        let f = Faults::parse("fdatasync_delay_ms=600").unwrap();
+        let s = ShardStore::open_with_faults(c, ShardId(0), false, f)
+            .await
+            .unwrap();
+        let t = std::time::Instant::now();
+        // The first batch (one put) holds the flusher; the next 8 queue behind it.
+        let results = put_concurrently(&s, 0, 9).await;
+        let took = t.elapsed();
+        for r in &results {
+            assert_eq!(r.as_ref().unwrap().status, PutStatus::FlushDiskTimeout);
+        }
+        assert!(
+            took < std::time::Duration::from_millis(500),
+            "timeouts answered late: {took:?}"
+        );
+        // Not visible yet; durable and visible once the slow fdatasyncs are done.
+        assert_eq!(s.max_offset("T", 0), 0);
+        for _ in 0..400 {
+            if s.max_offset("T", 0) == 9 {
+                break;
+            }
+            glommio::timer::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        assert_eq!(s.max_offset("T", 0), 9);
+        assert_eq!(read_bodies(&s, 9).await.len(), 9);
+        s.shutdown().await.unwrap();
+    });
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// WAIT=false puts resolve once written; durable ones of the same batch wait for fdatasync.
+#[test]
+fn wait_false_resolves_before_the_fdatasync() {
+    let dir = test_dir("wait-false");
+    let c = cfg(&dir, FlushMode::Sync, 1 << 20);
+    run(move || async move {
+        let f = Faults::parse("fdatasync_delay_ms=300").unwrap();
+        let s = ShardStore::open_with_faults(c, ShardId(0), false, f)
+            .await
+            .unwrap();
+        let t = std::time::Instant::now();
+        let (s1, s2) = (s.clone(), s.clone());
+        let quick = glommio::spawn_local(async move {
+            let r = s1
+                .put(PutBatch {
+                    wait_durable: false,
+                    ..one(0)
+                })
+                .await;
+            (r, t.elapsed())
+        });
+        let slow = glommio::spawn_local(async move { (s2.put(one(1)).await, t.elapsed()) });
+        let ((rq, tq), (rs, ts)) = (quick.await, slow.await);
+        assert_eq!(rq.unwrap().status, PutStatus::Ok);
+        assert_eq!(rs.unwrap().status, PutStatus::Ok);
+        assert!(
+            tq < std::time::Duration::from_millis(250),
+            "WAIT=false waited: {tq:?}"
+        );
+        assert!(
+            ts >= std::time::Duration::from_millis(300),
+            "durable put early: {ts:?}"
+        );
         s.shutdown().await.unwrap();
     });
     let _ = std::fs::remove_dir_all(&dir);
