@@ -543,17 +543,13 @@ impl Reader<'_> {
                     };
                     self.pos += 1;
                     let c: char = match e {
-                        b'"' => '"',
+                        // fastjson also reads `\'` (single-quoted strings).
                         b'\'' => '\'',
-                        b'\\' => '\\',
-                        b'/' => '/',
-                        b'b' => '\u{8}',
-                        b'f' => '\u{c}',
-                        b'n' => '\n',
-                        b'r' => '\r',
-                        b't' => '\t',
                         b'u' => self.unicode_escape()?,
-                        _ => return self.err("unknown escape"),
+                        _ => match short_escape(e) {
+                            Some(c) => c,
+                            None => return self.err("unknown escape"),
+                        },
                     };
                     let mut buf = [0u8; 4];
                     out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
@@ -585,6 +581,21 @@ impl Reader<'_> {
 
 fn is_ident_start(c: u8) -> bool {
     c.is_ascii_alphabetic() || c == b'_' || c == b'$'
+}
+
+/// The character of a one-letter JSON escape (`\n` -> newline); `None` for `u` and unknown ones.
+pub(crate) fn short_escape(e: u8) -> Option<char> {
+    Some(match e {
+        b'"' => '"',
+        b'\\' => '\\',
+        b'/' => '/',
+        b'b' => '\u{8}',
+        b'f' => '\u{c}',
+        b'n' => '\n',
+        b'r' => '\r',
+        b't' => '\t',
+        _ => return None,
+    })
 }
 
 #[cfg(test)]

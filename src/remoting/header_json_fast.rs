@@ -150,16 +150,8 @@ impl Parser<'_> {
                     let e = *self.b.get(self.i)?;
                     self.i += 1;
                     let ch = match e {
-                        b'"' => '"',
-                        b'\\' => '\\',
-                        b'/' => '/',
-                        b'b' => '\u{8}',
-                        b'f' => '\u{c}',
-                        b'n' => '\n',
-                        b'r' => '\r',
-                        b't' => '\t',
                         b'u' => self.unicode_escape()?,
-                        _ => return None,
+                        _ => super::fastjson::short_escape(e)?,
                     };
                     let mut buf = [0u8; 4];
                     out.extend_from_slice(ch.encode_utf8(&mut buf).as_bytes());
