@@ -4,11 +4,13 @@
 //! Contracts:
 //! - `put` encodes into the pending batch (no I/O), wakes the flusher and waits. The flusher is
 //!   the only writer: it takes the oldest pending batch (everything that arrived while the
-//!   previous I/O ran, up to `group_commit_max_bytes`), issues one aligned DMA write per file
-//!   touched, one fdatasync per file (Sync mode), then makes the batch visible: read cache,
+//!   previous I/O ran, up to `group_commit_max_bytes`), issues one write per file touched
+//!   (Sync mode: aligned direct I/O, then one fdatasync per file; Async mode: a buffered write
+//!   into the page cache, fdatasync by the timer), then makes the batch visible: read cache,
 //!   consume-queue dispatch, arrival listener, waiters. Batches are flushed strictly in order.
-//! - The partially filled tail page stays in memory (`Log::tail`) and is rewritten, zero padded,
-//!   with the next batch; recovery therefore reads a zero TOTALSIZE as the end of the log.
+//! - Sync mode: the partially filled tail page stays in memory (`Log::tail`) and is rewritten,
+//!   zero padded, with the next batch; recovery therefore reads a zero TOTALSIZE as the end of
+//!   the log (Async mode writes exact bytes; the file's unwritten rest reads as zeros too).
 //! - Readers (reader.rs) see bytes below `visible_end` only.
 //! - Files are created at full size ahead of need: one file is always ready beyond the current
 //!   one (created in the background when the current one is taken), so a roll never waits.
@@ -32,7 +34,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures::channel::oneshot;
-use glommio::io::DmaFile;
+use glommio::io::{BufferedFile, DmaFile};
 
 use super::checkpoint::{Checkpoint, ShardSlot};
 use super::completion::{BatchDone, PutOutcome, PutWait};
@@ -217,6 +219,8 @@ pub struct ShardStore {
     pub(crate) faults: Faults,
     /// Aligned buffers for the flusher's DMA writes (write_pool.rs).
     pool: RefCell<WritePool>,
+    /// Async mode: the page-cache handle of the file being written (`write_buffered`).
+    buffered: RefCell<Option<(u64, Rc<BufferedFile>)>>,
 }
 
 impl std::fmt::Debug for ShardStore {
@@ -290,6 +294,7 @@ impl ShardStore {
             retention: super::retention::RetentionState::default(),
             faults,
             pool: RefCell::new(WritePool::new(pool_limit)),
+            buffered: RefCell::new(None),
         });
         if store.log.borrow().segments.is_empty() {
             store.ensure_next_segment(r.end).await?;
@@ -666,10 +671,26 @@ impl ShardStore {
         true
     }
 
-    /// Writes the batch's chunks (aligned, with the carried tail page). Returns files touched.
+    /// Writes the batch's chunks: Sync mode with direct I/O (aligned, with the carried tail
+    /// page), Async mode through the page cache (`write_buffered`). Returns files touched.
     async fn flush_write(&self, batch: &Batch) -> Result<Vec<Segment>, StoreError> {
         let mut touched: Vec<Segment> = Vec::new();
         for c in &batch.chunks {
+            if self.cfg.flush_mode == FlushMode::Async {
+                let seg = self
+                    .log
+                    .borrow()
+                    .segments
+                    .iter()
+                    .find(|s| s.start == c.seg_start)
+                    .cloned()
+                    .expect("invariant: a chunk's file is in the segment list");
+                self.write_buffered(&seg, c).await?;
+                if !touched.iter().any(|t| t.start == seg.start) {
+                    touched.push(seg);
+                }
+                continue;
+            }
             let (seg, buf, file_pos) = {
                 let mut log = self.log.borrow_mut();
                 let seg = log
@@ -733,6 +754,52 @@ impl ShardStore {
             }
         }
         Ok(touched)
+    }
+
+    /// Async mode (ARCHITECTURE 34): the chunk's bytes as they are, at their position, with a
+    /// buffered write: once it returns they are in the kernel's page cache (a `kill -9` of the
+    /// broker cannot lose them; the timer's fdatasync puts them on the device). No alignment,
+    /// no tail page. Direct-I/O reads of these bytes stay correct: the kernel writes dirty
+    /// pages of a range back before it reads that range directly.
+    async fn write_buffered(&self, seg: &Segment, c: &Chunk) -> Result<(), StoreError> {
+        let file = self.buffered_writer(seg).await?;
+        self.faults
+            .on_write()
+            .map_err(|e| StoreError::io("write", &seg.path, e))?;
+        // The write owns its buffer until it completes; the chunk goes on to the read cache.
+        let want = c.bytes.len();
+        let at = c.pos - c.seg_start;
+        let n = file
+            .write_at(c.bytes.clone(), at)
+            .await
+            .map_err(gio_err("write", &seg.path))?;
+        if n != want {
+            return Err(StoreError::io(
+                "short write",
+                &seg.path,
+                std::io::Error::other(format!("{n} of {want} bytes at {at}")),
+            ));
+        }
+        self.update_stats(|s| s.write_count += 1);
+        Ok(())
+    }
+
+    /// The buffered (page-cache) handle of the file Async mode writes into, opened once per
+    /// file; the previous file's handle closes when replaced.
+    async fn buffered_writer(&self, seg: &Segment) -> Result<Rc<BufferedFile>, StoreError> {
+        if let Some((start, f)) = &*self.buffered.borrow() {
+            if *start == seg.start {
+                return Ok(f.clone());
+            }
+        }
+        let f = glommio::io::OpenOptions::new()
+            .write(true)
+            .buffered_open(&seg.path)
+            .await
+            .map_err(gio_err("open commitlog for buffered writes", &seg.path))?;
+        let f = Rc::new(f);
+        *self.buffered.borrow_mut() = Some((seg.start, f.clone()));
+        Ok(f)
     }
 
     /// Sync mode: fdatasync every file written. Async mode: remember them for the timer.
