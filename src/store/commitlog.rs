@@ -232,6 +232,7 @@ impl std::fmt::Debug for ShardStore {
 }
 
 type BoxFut<'a, T> = Pin<Box<dyn Future<Output = T> + 'a>>;
+type GioResult<T> = glommio::Result<T, ()>;
 
 impl ShardStore {
     /// Opens the shard's store, recovering from disk; `abnormal` = the abort marker existed.
@@ -671,81 +672,32 @@ impl ShardStore {
         true
     }
 
-    /// Writes the batch's chunks: Sync mode with direct I/O (aligned, with the carried tail
-    /// page), Async mode through the page cache (`write_buffered`). Returns files touched.
+    /// Writes the batch's chunks: Sync mode with direct I/O (`write_direct`), Async mode
+    /// through the page cache (`write_buffered`). Returns the files touched.
     async fn flush_write(&self, batch: &Batch) -> Result<Vec<Segment>, StoreError> {
         let mut touched: Vec<Segment> = Vec::new();
         for c in &batch.chunks {
-            if self.cfg.flush_mode == FlushMode::Async {
-                let seg = self
-                    .log
-                    .borrow()
-                    .segments
-                    .iter()
-                    .find(|s| s.start == c.seg_start)
-                    .cloned()
-                    .expect("invariant: a chunk's file is in the segment list");
-                self.write_buffered(&seg, c).await?;
-                if !touched.iter().any(|t| t.start == seg.start) {
-                    touched.push(seg);
-                }
-                continue;
-            }
-            let (seg, buf, file_pos) = {
-                let mut log = self.log.borrow_mut();
-                let seg = log
-                    .segments
-                    .iter()
-                    .find(|s| s.start == c.seg_start)
-                    .cloned()
-                    .expect("invariant: a chunk's file is in the segment list");
-                let page = align_down(c.pos);
-                let prefix = (c.pos - page) as usize;
-                let len = align_up(c.pos - page + c.bytes.len() as u64) as usize;
-                let mut buf = self.pool.borrow_mut().take(&seg.file, len);
-                let dst = buf.as_bytes_mut();
-                if prefix > 0 {
-                    let (tbase, tbytes) = log.tail.as_ref().expect("invariant: tail page kept");
-                    assert_eq!(
-                        *tbase, page,
-                        "invariant: tail page is the chunk's first page"
-                    );
-                    assert_eq!(
-                        tbytes.len(),
-                        prefix,
-                        "invariant: tail page ends at the chunk"
-                    );
-                    dst[..prefix].copy_from_slice(tbytes);
-                }
-                dst[prefix..prefix + c.bytes.len()].copy_from_slice(&c.bytes);
-                dst[prefix + c.bytes.len()..].fill(0);
-                let end = c.pos + c.bytes.len() as u64;
-                let end_page = align_down(end);
-                // The carried tail page reuses its vector (no allocation per batch).
-                let mut keep = log.tail.take().map(|(_, v)| v).unwrap_or_default();
-                keep.clear();
-                if end != end_page {
-                    let from = (end_page - page) as usize;
-                    keep.extend_from_slice(&dst[from..prefix + c.bytes.len()]);
-                    log.tail = Some((end_page, keep));
-                }
-                (seg, buf, page - c.seg_start)
-            };
-            let want = buf.len();
+            let seg = self
+                .log
+                .borrow()
+                .segments
+                .iter()
+                .find(|s| s.start == c.seg_start)
+                .cloned()
+                .expect("invariant: a chunk's file is in the segment list");
             self.faults
                 .on_write()
                 .map_err(|e| StoreError::io("write", &seg.path, e))?;
-            let buf = Rc::new(buf);
-            let written = seg.file.write_rc_at(buf.clone(), file_pos).await;
-            if let Ok(b) = Rc::try_unwrap(buf) {
-                self.pool.borrow_mut().give(b);
-            }
-            let n = written.map_err(gio_err("write", &seg.path))?;
+            let (n, want, at) = match self.cfg.flush_mode {
+                FlushMode::Sync => self.write_direct(&seg, c).await,
+                FlushMode::Async => self.write_buffered(&seg, c).await,
+            };
+            let n = n.map_err(gio_err("write", &seg.path))?;
             if n != want {
                 return Err(StoreError::io(
                     "short write",
                     &seg.path,
-                    std::io::Error::other(format!("{n} of {want} bytes at {file_pos}")),
+                    std::io::Error::other(format!("{n} of {want} bytes at {at}")),
                 ));
             }
             self.update_stats(|s| s.write_count += 1);
@@ -756,48 +708,83 @@ impl ShardStore {
         Ok(touched)
     }
 
+    /// Sync mode: one aligned direct-I/O write of the chunk, its first page completed from the
+    /// carried tail page, its last page zero padded and kept as the next tail page. Returns
+    /// (outcome, bytes asked, file position).
+    async fn write_direct(&self, seg: &Segment, c: &Chunk) -> (GioResult<usize>, usize, u64) {
+        let (buf, file_pos) = {
+            let mut log = self.log.borrow_mut();
+            let page = align_down(c.pos);
+            let prefix = (c.pos - page) as usize;
+            let len = align_up(c.pos - page + c.bytes.len() as u64) as usize;
+            let mut buf = self.pool.borrow_mut().take(&seg.file, len);
+            let dst = buf.as_bytes_mut();
+            if prefix > 0 {
+                let (tbase, tbytes) = log.tail.as_ref().expect("invariant: tail page kept");
+                assert_eq!(
+                    *tbase, page,
+                    "invariant: tail page is the chunk's first page"
+                );
+                assert_eq!(
+                    tbytes.len(),
+                    prefix,
+                    "invariant: tail page ends at the chunk"
+                );
+                dst[..prefix].copy_from_slice(tbytes);
+            }
+            dst[prefix..prefix + c.bytes.len()].copy_from_slice(&c.bytes);
+            dst[prefix + c.bytes.len()..].fill(0);
+            let end = c.pos + c.bytes.len() as u64;
+            let end_page = align_down(end);
+            // The carried tail page reuses its vector (no allocation per batch).
+            let mut keep = log.tail.take().map(|(_, v)| v).unwrap_or_default();
+            keep.clear();
+            if end != end_page {
+                let from = (end_page - page) as usize;
+                keep.extend_from_slice(&dst[from..prefix + c.bytes.len()]);
+                log.tail = Some((end_page, keep));
+            }
+            (buf, page - c.seg_start)
+        };
+        let want = buf.len();
+        let buf = Rc::new(buf);
+        let written = seg.file.write_rc_at(buf.clone(), file_pos).await;
+        if let Ok(b) = Rc::try_unwrap(buf) {
+            self.pool.borrow_mut().give(b);
+        }
+        (written, want, file_pos)
+    }
+
     /// Async mode (ARCHITECTURE 34): the chunk's bytes as they are, at their position, with a
     /// buffered write: once it returns they are in the kernel's page cache (a `kill -9` of the
     /// broker cannot lose them; the timer's fdatasync puts them on the device). No alignment,
     /// no tail page. Direct-I/O reads of these bytes stay correct: the kernel writes dirty
     /// pages of a range back before it reads that range directly.
-    async fn write_buffered(&self, seg: &Segment, c: &Chunk) -> Result<(), StoreError> {
-        let file = self.buffered_writer(seg).await?;
-        self.faults
-            .on_write()
-            .map_err(|e| StoreError::io("write", &seg.path, e))?;
-        // The write owns its buffer until it completes; the chunk goes on to the read cache.
+    async fn write_buffered(&self, seg: &Segment, c: &Chunk) -> (GioResult<usize>, usize, u64) {
         let want = c.bytes.len();
         let at = c.pos - c.seg_start;
-        let n = file
-            .write_at(c.bytes.clone(), at)
-            .await
-            .map_err(gio_err("write", &seg.path))?;
-        if n != want {
-            return Err(StoreError::io(
-                "short write",
-                &seg.path,
-                std::io::Error::other(format!("{n} of {want} bytes at {at}")),
-            ));
-        }
-        self.update_stats(|s| s.write_count += 1);
-        Ok(())
+        let written = match self.buffered_writer(seg).await {
+            // The write owns its buffer until it completes; the chunk goes on to the read cache.
+            Ok(file) => file.write_at(c.bytes.clone(), at).await,
+            Err(e) => Err(e),
+        };
+        (written, want, at)
     }
 
     /// The buffered (page-cache) handle of the file Async mode writes into, opened once per
     /// file; the previous file's handle closes when replaced.
-    async fn buffered_writer(&self, seg: &Segment) -> Result<Rc<BufferedFile>, StoreError> {
+    async fn buffered_writer(&self, seg: &Segment) -> GioResult<Rc<BufferedFile>> {
         if let Some((start, f)) = &*self.buffered.borrow() {
             if *start == seg.start {
                 return Ok(f.clone());
             }
         }
-        let f = glommio::io::OpenOptions::new()
-            .write(true)
-            .buffered_open(&seg.path)
-            .await
-            .map_err(gio_err("open commitlog for buffered writes", &seg.path))?;
-        let f = Rc::new(f);
+        let f = Rc::new(
+            glommio::io::OpenOptions::new()
+                .write(true)
+                .buffered_open(&seg.path)
+                .await?,
+        );
         *self.buffered.borrow_mut() = Some((seg.start, f.clone()));
         Ok(f)
     }
