@@ -126,7 +126,7 @@ pub fn from_config(c: &crate::config::BrokerConfig) -> Result<BrokerSettings, St
     );
     let shard_count = persisted_shard_count(&config_dir, configured)?;
     let s = &c.store;
-    Ok(BrokerSettings {
+    let mut settings = BrokerSettings {
         cluster: c.broker_cluster_name.clone(),
         broker_name: c.broker_name.clone(),
         broker_id: u64::try_from(c.broker_id).unwrap_or(0),
@@ -202,7 +202,28 @@ pub fn from_config(c: &crate::config::BrokerConfig) -> Result<BrokerSettings, St
         },
         slave_read_enable: c.slave_read_enable,
         in_memory_max_bytes: slave_read_threshold(c),
-    })
+    };
+    slave_flush_behind_reports(&mut settings);
+    Ok(settings)
+}
+
+/// How often a SYNC_FLUSH slave fdatasyncs what it has written (upstream's slave: its group
+/// commit thread flushes every 10 ms on its own, since no put waits on it).
+pub const SLAVE_SYNC_FLUSH_INTERVAL_MS: u64 = 10;
+
+/// A SLAVE with SYNC_FLUSH stores what arrives as an ASYNC_FLUSH store does (into the page
+/// cache, then reported to the master) and fdatasyncs every `SLAVE_SYNC_FLUSH_INTERVAL_MS`,
+/// behind the reports, as upstream's slave does (it reports after its page-cache append).
+/// Before, its reports queued behind its own fdatasyncs, one device round trip on every
+/// SYNC_MASTER send (ARCHITECTURE 35).
+fn slave_flush_behind_reports(s: &mut BrokerSettings) {
+    if s.role == Role::Slave && s.store.flush_mode == crate::store::FlushMode::Sync {
+        s.store.flush_mode = crate::store::FlushMode::Async;
+        s.store.flush_interval_ms = SLAVE_SYNC_FLUSH_INTERVAL_MS;
+        tracing::info!(
+            "SLAVE with flushDiskType=SYNC_FLUSH: replicated data is reported once in the page              cache and fdatasynced every {SLAVE_SYNC_FLUSH_INTERVAL_MS} ms, as upstream's slave"
+        );
+    }
 }
 
 /// `accessMessageInMemoryMaxRatio`% of the host's memory (read once, here), logged when
@@ -220,4 +241,42 @@ fn slave_read_threshold(c: &crate::config::BrokerConfig) -> u64 {
         );
     }
     bytes
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{BrokerConfig, Properties};
+    use crate::store::FlushMode;
+
+    /// Settings of a broker with `role` and `flush`, its store in a fresh directory.
+    fn settings(role: &str, flush: &str) -> (BrokerSettings, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let id = u8::from(role == "SLAVE");
+        let text = format!(
+            "brokerId={id}\nbrokerRole={role}\nflushDiskType={flush}\nbrokerIP1=127.0.0.1\n\
+             storePathRootDir={}\n",
+            dir.path().display()
+        );
+        let props = Properties::parse(text.as_bytes()).unwrap();
+        let c = BrokerConfig::from_properties(&props, std::path::Path::new("test.properties"))
+            .unwrap()
+            .config;
+        (from_config(&c).unwrap(), dir)
+    }
+
+    #[test]
+    fn a_sync_flush_slave_fdatasyncs_behind_its_reports_and_nothing_else_changes() {
+        let (s, _d) = settings("SLAVE", "SYNC_FLUSH");
+        assert_eq!(s.store.flush_mode, FlushMode::Async);
+        assert_eq!(s.store.flush_interval_ms, SLAVE_SYNC_FLUSH_INTERVAL_MS);
+        let (s, _d) = settings("SYNC_MASTER", "SYNC_FLUSH");
+        assert_eq!(s.store.flush_mode, FlushMode::Sync);
+        let (s, _d) = settings("SLAVE", "ASYNC_FLUSH");
+        assert_eq!(s.store.flush_mode, FlushMode::Async);
+        assert_eq!(
+            s.store.flush_interval_ms, 500,
+            "flushIntervalCommitLog's default"
+        );
+    }
 }
