@@ -20,10 +20,10 @@
 //! ```
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use glommio::io::{BufferedFile, OpenOptions};
 
+use super::io::gio_err;
 use super::StoreError;
 
 /// Size of the checkpoint file (one OS page, as upstream).
@@ -73,15 +73,6 @@ pub fn decode_slot(b: &[u8]) -> Option<ShardSlot> {
     })
 }
 
-fn io_err(op: &'static str, path: &Path) -> impl FnOnce(glommio::GlommioError<()>) -> StoreError {
-    let path = path.display().to_string();
-    move |e| StoreError::Io {
-        op,
-        path,
-        source: Arc::new(e.into()),
-    }
-}
-
 /// A shard's handle on the shared checkpoint file.
 #[derive(Debug)]
 pub struct Checkpoint {
@@ -110,15 +101,15 @@ impl Checkpoint {
             .create(true)
             .buffered_open(path)
             .await
-            .map_err(io_err("open checkpoint", path))?;
+            .map_err(gio_err("open checkpoint", path))?;
         let size = file
             .file_size()
             .await
-            .map_err(io_err("stat checkpoint", path))?;
+            .map_err(gio_err("stat checkpoint", path))?;
         if size < CHECKPOINT_SIZE {
             file.truncate(CHECKPOINT_SIZE)
                 .await
-                .map_err(io_err("extend checkpoint", path))?;
+                .map_err(gio_err("extend checkpoint", path))?;
         }
         Ok(Self {
             file,
@@ -138,7 +129,7 @@ impl Checkpoint {
             .file
             .read_at(self.slot_pos(), SLOT_LEN as usize)
             .await
-            .map_err(io_err("read checkpoint", &self.path))?;
+            .map_err(gio_err("read checkpoint", &self.path))?;
         Ok(decode_slot(&r))
     }
 
@@ -153,7 +144,7 @@ impl Checkpoint {
             .file
             .read_at(0, 8)
             .await
-            .map_err(io_err("read checkpoint", &self.path))?;
+            .map_err(gio_err("read checkpoint", &self.path))?;
         Ok(r.get(..8)
             .and_then(|b| b.try_into().ok())
             .map_or(0, i64::from_be_bytes))
@@ -165,7 +156,7 @@ impl Checkpoint {
         self.file
             .write_at(encode_slot(slot).to_vec(), pos)
             .await
-            .map_err(io_err("write checkpoint", &self.path))?;
+            .map_err(gio_err("write checkpoint", &self.path))?;
         if self.shard == 0 {
             let mut head = Vec::with_capacity(24);
             head.extend_from_slice(&slot.last_store_timestamp.to_be_bytes());
@@ -174,12 +165,12 @@ impl Checkpoint {
             self.file
                 .write_at(head, 0)
                 .await
-                .map_err(io_err("write checkpoint", &self.path))?;
+                .map_err(gio_err("write checkpoint", &self.path))?;
         }
         self.file
             .fdatasync()
             .await
-            .map_err(io_err("fdatasync checkpoint", &self.path))
+            .map_err(gio_err("fdatasync checkpoint", &self.path))
     }
 }
 

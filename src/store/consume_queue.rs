@@ -21,11 +21,10 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
-use std::sync::Arc;
 
 use glommio::io::{BufferedFile, OpenOptions};
 
-use super::io::{list_numbered_files, segment_name};
+use super::io::{gio_err, list_numbered_files, segment_name};
 use super::StoreError;
 
 /// Size of one unit.
@@ -72,15 +71,6 @@ pub fn decode_entry(b: &[u8]) -> Option<CqEntry> {
 /// Rounds a configured CQ file size up to a whole number of units (as upstream).
 pub fn normalized_file_size(configured: u64) -> u64 {
     configured.div_ceil(CQ_UNIT).max(1) * CQ_UNIT
-}
-
-fn io_err(op: &'static str, path: &Path) -> impl FnOnce(glommio::GlommioError<()>) -> StoreError {
-    let path = path.display().to_string();
-    move |e| StoreError::Io {
-        op,
-        path,
-        source: Arc::new(e.into()),
-    }
 }
 
 /// A pending write of queue bytes: `bytes` at byte `pos` of the file starting at `file_start`.
@@ -321,11 +311,11 @@ impl ConsumeQueue {
 async fn read_whole(path: &Path, file_size: u64) -> Result<Vec<u8>, StoreError> {
     let f = BufferedFile::open(path)
         .await
-        .map_err(io_err("open consume queue", path))?;
+        .map_err(gio_err("open consume queue", path))?;
     let size = f
         .file_size()
         .await
-        .map_err(io_err("stat consume queue", path))?;
+        .map_err(gio_err("stat consume queue", path))?;
     if size > file_size {
         return Err(StoreError::Corrupt {
             path: path.display().to_string(),
@@ -344,12 +334,12 @@ async fn read_whole(path: &Path, file_size: u64) -> Result<Vec<u8>, StoreError> 
     let r = f
         .read_at(0, size as usize)
         .await
-        .map_err(io_err("read consume queue", path))?;
+        .map_err(gio_err("read consume queue", path))?;
     let mut data = r.to_vec();
     data.resize(file_size as usize, 0);
     f.close()
         .await
-        .map_err(io_err("close consume queue", path))?;
+        .map_err(gio_err("close consume queue", path))?;
     Ok(data)
 }
 
@@ -364,15 +354,15 @@ pub async fn open_file(path: &Path, file_size: u64) -> Result<Rc<BufferedFile>, 
         .create(true)
         .buffered_open(path)
         .await
-        .map_err(io_err("open consume queue", path))?;
+        .map_err(gio_err("open consume queue", path))?;
     let size = f
         .file_size()
         .await
-        .map_err(io_err("stat consume queue", path))?;
+        .map_err(gio_err("stat consume queue", path))?;
     if size < file_size {
         f.truncate(file_size)
             .await
-            .map_err(io_err("size consume queue", path))?;
+            .map_err(gio_err("size consume queue", path))?;
     }
     Ok(Rc::new(f))
 }

@@ -618,13 +618,7 @@ async fn create_file(path: &Path, size: u64) -> Result<Rc<BufferedFile>, StoreEr
     f.truncate(size)
         .await
         .map_err(gio_err("size index", path))?;
-    if let Some(dir) = path.parent() {
-        let d = glommio::io::Directory::open(dir)
-            .await
-            .map_err(gio_err("open dir", dir))?;
-        d.sync().await.map_err(gio_err("sync dir", dir))?;
-        d.close().await.map_err(gio_err("close dir", dir))?;
-    }
+    super::io::sync_parent_dir(path).await?;
     Ok(Rc::new(f))
 }
 

@@ -146,6 +146,12 @@ pub async fn create_dma_full(path: &Path, size: u64) -> Result<Rc<DmaFile>, Stor
     f.fdatasync()
         .await
         .map_err(gio_err("fdatasync commitlog", path))?;
+    sync_parent_dir(path).await?;
+    Ok(Rc::new(f))
+}
+
+/// Makes a new file's directory entry durable: fsync of the directory it is in.
+pub(crate) async fn sync_parent_dir(path: &Path) -> Result<(), StoreError> {
     if let Some(dir) = path.parent() {
         let d = glommio::io::Directory::open(dir)
             .await
@@ -153,7 +159,7 @@ pub async fn create_dma_full(path: &Path, size: u64) -> Result<Rc<DmaFile>, Stor
         d.sync().await.map_err(gio_err("sync dir", dir))?;
         d.close().await.map_err(gio_err("close dir", dir))?;
     }
-    Ok(Rc::new(f))
+    Ok(())
 }
 
 #[cfg(test)]
