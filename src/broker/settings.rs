@@ -221,7 +221,8 @@ fn slave_flush_behind_reports(s: &mut BrokerSettings) {
         s.store.flush_mode = crate::store::FlushMode::Async;
         s.store.flush_interval_ms = SLAVE_SYNC_FLUSH_INTERVAL_MS;
         tracing::info!(
-            "SLAVE with flushDiskType=SYNC_FLUSH: replicated data is reported once in the page              cache and fdatasynced every {SLAVE_SYNC_FLUSH_INTERVAL_MS} ms, as upstream's slave"
+            "SLAVE with flushDiskType=SYNC_FLUSH: what arrives is reported once in the page cache \
+             and fdatasynced every {SLAVE_SYNC_FLUSH_INTERVAL_MS} ms, as upstream's slave does"
         );
     }
 }
