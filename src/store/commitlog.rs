@@ -19,6 +19,8 @@
 //!   read cache as is otherwise; sized from the previous batch), DMA write buffers come from
 //!   the shard's `WritePool`, and emptied batches are reused. A put waits on its batch's shared
 //!   completion (completion.rs: no channel or timer per put); what remains per put: its result.
+//!   Async mode adds one copy of each chunk per batch: glommio's buffered write owns its
+//!   buffer until it completes, and the chunk itself goes on to the read cache.
 //! - An I/O error (write or fdatasync, real or injected through `faults`) fails every put of
 //!   its batch and of the batches queued behind it, and the store refuses puts from then on
 //!   (`StoreError::NotWritable`); reads of visible data go on.
