@@ -8,7 +8,10 @@
 //! each alike; latencies are merged per setup. Load: `HA_BENCH_CONNS` connections (default 16)
 //! each sending SEND_MESSAGE (100-byte bodies, JSON header) back to back for `HA_BENCH_SECS`
 //! seconds (default 3) after a 1 s warm-up; every response must be SUCCESS. The loopback TCP
-//! round trip (1-byte ping-pong) is measured in the same run, for the p99 goal.
+//! round trip (1-byte ping-pong) is measured in the same run, for the p99 goal, and each
+//! broker's CPU (from /proc) per acknowledged message. Every broker
+//! runs `HA_BENCH_SHARDS` shards (default: half the cores, at least one; the load generator
+//! shares the host, as in `scripts/bench-lib.sh`).
 
 #![allow(clippy::unwrap_used, clippy::disallowed_methods)] // reason: a benchmark driver
 
@@ -78,8 +81,15 @@ fn wait_port(port: u16) {
     }
 }
 
+/// `HA_BENCH_SHARDS`, or half the cores (at least one).
+fn shard_count() -> u64 {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get() as u64);
+    env_u64("HA_BENCH_SHARDS", (cores / 2).max(1))
+}
+
 fn broker_conf(dir: &Path, name: &str, id: u32, role: &str, port: u16, ns: u16) -> PathBuf {
     let store = dir.join(name);
+    let shards = shard_count();
     let conf = dir.join(format!("{name}.properties"));
     std::fs::write(
         &conf,
@@ -87,7 +97,8 @@ fn broker_conf(dir: &Path, name: &str, id: u32, role: &str, port: u16, ns: u16) 
             "brokerClusterName=BenchCluster\nbrokerName=bench\nbrokerId={id}\nbrokerRole={role}\n\
              flushDiskType=SYNC_FLUSH\nlistenPort={port}\nbrokerIP1=127.0.0.1\n\
              brokerIP2=127.0.0.1\nstorePathRootDir={}\nstorePathCommitLog={}\n\
-             namesrvAddr=127.0.0.1:{ns}\nmapedFileSizeCommitLog=268435456\n",
+             namesrvAddr=127.0.0.1:{ns}\nmapedFileSizeCommitLog=268435456\n\
+             shardCount={shards}\n",
             store.display(),
             store.join("commitlog").display()
         ),
@@ -192,15 +203,33 @@ impl Sender {
     }
 }
 
-/// One measured load: every latency of the window, and its length.
+/// One measured load: every latency of the window, its length, and the CPU seconds each
+/// broker (master, then slave) used in it.
 struct Outcome {
     lat: Vec<Duration>,
     secs: f64,
     errors: u64,
+    cpu: Vec<f64>,
 }
 
-/// `conns` closed-loop senders for 1 s of warm-up plus `secs` measured seconds.
-fn load(port: u16, conns: u64, secs: u64) -> Outcome {
+/// CPU seconds (user + system, every thread) process `pid` has used.
+fn cpu_secs(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name (which may hold spaces): utime is the 12th, stime 13th.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: f64 = [11, 12]
+        .iter()
+        .filter_map(|&i| f.get(i).and_then(|v| v.parse::<f64>().ok()))
+        .sum();
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    ticks / hz
+}
+
+/// `conns` closed-loop senders for 1 s of warm-up plus `secs` measured seconds; `brokers`
+/// are the pids whose CPU is measured over the window.
+fn load(port: u16, conns: u64, secs: u64, brokers: &[u32]) -> Outcome {
     let measuring = Arc::new(AtomicBool::new(false));
     let stop = Arc::new(AtomicBool::new(false));
     let handles: Vec<_> = (0..conns)
@@ -225,16 +254,23 @@ fn load(port: u16, conns: u64, secs: u64) -> Outcome {
         })
         .collect();
     sleep(Duration::from_secs(1));
+    let cpu0: Vec<f64> = brokers.iter().map(|&p| cpu_secs(p)).collect();
     measuring.store(true, Ordering::Relaxed);
     let t0 = Instant::now();
     sleep(Duration::from_secs(secs));
     measuring.store(false, Ordering::Relaxed);
     let elapsed = t0.elapsed().as_secs_f64();
+    let cpu = brokers
+        .iter()
+        .zip(cpu0)
+        .map(|(&p, c0)| cpu_secs(p) - c0)
+        .collect();
     stop.store(true, Ordering::Relaxed);
     let mut out = Outcome {
         lat: Vec::new(),
         secs: elapsed,
         errors: 0,
+        cpu,
     };
     for h in handles {
         let (l, e) = h.join().unwrap();
@@ -286,6 +322,8 @@ struct Merged {
     p50_us: f64,
     p99_us: f64,
     errors: u64,
+    /// Broker CPU per acknowledged message, µs: master, then slave.
+    cpu_us: Vec<f64>,
 }
 
 fn main() {
@@ -314,7 +352,9 @@ fn main() {
     let mut outcomes: Vec<Vec<Outcome>> = setups.iter().map(|_| Vec::new()).collect();
     for r in 0..rounds {
         for (i, (name, _, _)) in setups.iter().enumerate() {
-            let o = load(started[i].1, conns, secs);
+            // procs: nameserver, master, slave (if any).
+            let brokers: Vec<u32> = started[i].0 .0.iter().skip(1).map(Child::id).collect();
+            let o = load(started[i].1, conns, secs, &brokers);
             let mut sorted = o.lat.clone();
             sorted.sort();
             println!(
@@ -332,11 +372,17 @@ fn main() {
     let rtt_p50 = pct(&rtt, 0.50);
     let rtt_p99 = pct(&rtt, 0.99);
     println!("loopback TCP round trip: p50 {rtt_p50:.0} us  p99 {rtt_p99:.0} us");
+    println!("shards per broker: {}", shard_count());
     let merged: Vec<Merged> = outcomes
         .into_iter()
         .map(|os| {
             let secs: f64 = os.iter().map(|o| o.secs).sum();
             let errors = os.iter().map(|o| o.errors).sum();
+            let n: usize = os.iter().map(|o| o.lat.len()).sum();
+            let brokers = os.first().map_or(0, |o| o.cpu.len());
+            let cpu_us = (0..brokers)
+                .map(|b| os.iter().map(|o| o.cpu[b]).sum::<f64>() * 1e6 / n.max(1) as f64)
+                .collect();
             let mut all: Vec<Duration> = os.into_iter().flat_map(|o| o.lat).collect();
             all.sort();
             Merged {
@@ -344,13 +390,21 @@ fn main() {
                 p50_us: pct(&all, 0.50),
                 p99_us: pct(&all, 0.99),
                 errors,
+                cpu_us,
             }
         })
         .collect();
     for ((name, _, _), m) in setups.iter().zip(&merged) {
         println!(
-            "{rounds} rounds: {name:40} {:9.0} msg/s  p50 {:7.0} us  p99 {:7.0} us  errors {}",
-            m.rate, m.p50_us, m.p99_us, m.errors
+            "{rounds} rounds: {name:40} {:9.0} msg/s  p50 {:7.0} us  p99 {:7.0} us  errors {}  CPU/msg master {:.1} us{}",
+            m.rate,
+            m.p50_us,
+            m.p99_us,
+            m.errors,
+            m.cpu_us.first().copied().unwrap_or(0.0),
+            m.cpu_us
+                .get(1)
+                .map_or(String::new(), |c| format!(" slave {c:.1} us"))
         );
     }
     let base = &merged[0];

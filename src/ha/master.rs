@@ -129,13 +129,13 @@ async fn serve_slave(
         .map_err(io_err("read first report from", &peer))?;
     let request = u64::from_be_bytes(first);
     let store = shard.store.clone();
-    if request > store.visible_end() {
+    if request > store.written_end() {
         return Err(HaError::Protocol {
             peer,
             reason: format!(
                 "slave shard {} has data up to {request}, beyond this master's {}",
                 h.shard,
-                store.visible_end()
+                store.written_end()
             ),
         });
     }
@@ -166,8 +166,8 @@ async fn serve_slave(
                     break;
                 }
                 let ack = u64::from_be_bytes(buf);
-                if ack > store.visible_end() {
-                    tracing::warn!(slave = %peer, ack, end = store.visible_end(),
+                if ack > store.written_end() {
+                    tracing::warn!(slave = %peer, ack, end = store.written_end(),
                         "slave reported an offset beyond this master's data; closing");
                     break;
                 }

@@ -85,6 +85,9 @@ pub(super) struct Batch {
     pub(super) acks: Vec<oneshot::Sender<Result<(), StoreError>>>,
     pub(super) dispatch: Vec<DispatchItem>,
     pub(super) entries: Vec<CqEntry>,
+    /// The chunks once written, when the read cache holds them (`after_write`): the same bytes
+    /// as the cache entries, kept for the index dispatch at `make_visible`.
+    pub(super) written: Vec<(u64, Bytes)>,
     pub(super) bytes: usize,
     pub(super) end: u64,
     pub(super) last_store_timestamp: i64,
@@ -105,6 +108,10 @@ pub(crate) struct Log {
     pub next_segment: Option<Segment>,
     pub write_pos: u64,
     pub visible_end: u64,
+    /// End of the bytes whose write completed (in the file, or in the page cache in Async
+    /// mode): what a `kill -9` of this process cannot lose. The HA shipper sends up to here
+    /// (ARCHITECTURE 25); `visible_end` trails it by the fdatasync in Sync mode.
+    pub written_end: u64,
     pub synced_end: u64,
     pub tail: Option<(u64, Vec<u8>)>,
     pub last_store_timestamp: i64,
@@ -132,6 +139,7 @@ impl Log {
             next_segment: None,
             write_pos: end,
             visible_end: end,
+            written_end: end,
             synced_end: end,
             tail,
             last_store_timestamp: 0,
@@ -654,6 +662,7 @@ impl ShardStore {
         let res = self.flush_write(&batch).await;
         let res = match res {
             Ok(files) => {
+                self.after_write(&mut batch);
                 // Puts that did not ask for durability resolve once written.
                 batch.done.written();
                 for tx in batch.acks.drain(..) {
@@ -853,31 +862,58 @@ impl ShardStore {
         Ok(())
     }
 
-    /// The batch is durable per the mode: expose it to readers, dispatch, notify, ack.
-    fn make_visible(&self, mut batch: Batch) {
+    /// The batch's bytes are written: hand them to the read cache (no copy) and let the HA
+    /// shipper send them while the fdatasync runs. Readers other than the shipper still stop
+    /// at `visible_end`.
+    fn after_write(&self, batch: &mut Batch) {
+        let end = batch.end;
         {
             let mut log = self.log.borrow_mut();
-            for mut c in batch.chunks.drain(..) {
-                self.index.dispatch_bytes(c.pos, &c.bytes);
-                log.spare_chunks.hint = c.bytes.len();
-                if self.cfg.read_cache_bytes > 0 {
+            if self.cfg.read_cache_bytes > 0 {
+                for mut c in batch.chunks.drain(..) {
+                    log.spare_chunks.hint = c.bytes.len();
                     // The chunk becomes the cache entry as is (no copy). A vector sized for a
                     // bigger batch gives its spare room back first (in place, no copy), so
                     // the cache holds about what it counts.
                     if c.bytes.capacity() > 2 * c.bytes.len() + DMA_ALIGN as usize {
                         c.bytes.shrink_to_fit();
                     }
-                    log.cache_bytes += c.bytes.len();
-                    log.cache.push_back((c.pos, Bytes::from(c.bytes)));
-                } else {
-                    log.spare_chunks.give(c.bytes);
+                    let b = Bytes::from(c.bytes);
+                    log.cache_bytes += b.len();
+                    log.cache.push_back((c.pos, b.clone()));
+                    batch.written.push((c.pos, b));
+                }
+                while log.cache_bytes > self.cfg.read_cache_bytes {
+                    let Some((_, b)) = log.cache.pop_front() else {
+                        break;
+                    };
+                    log.cache_bytes -= b.len();
                 }
             }
-            while log.cache_bytes > self.cfg.read_cache_bytes {
-                let Some((_, b)) = log.cache.pop_front() else {
-                    break;
-                };
-                log.cache_bytes -= b.len();
+            assert!(
+                end >= log.written_end,
+                "invariant: written end is monotonic"
+            );
+            log.written_end = end;
+        }
+        let end_listener = self.end_listener.borrow().clone();
+        if let Some(l) = end_listener {
+            l(end);
+        }
+    }
+
+    /// The batch is durable per the mode: expose it to readers, dispatch, notify, ack.
+    fn make_visible(&self, mut batch: Batch) {
+        {
+            let mut log = self.log.borrow_mut();
+            for (pos, b) in batch.written.drain(..) {
+                self.index.dispatch_bytes(pos, &b);
+            }
+            // Read cache off: the chunks are still here; their vectors are reused.
+            for c in batch.chunks.drain(..) {
+                self.index.dispatch_bytes(c.pos, &c.bytes);
+                log.spare_chunks.hint = c.bytes.len();
+                log.spare_chunks.give(c.bytes);
             }
             assert!(
                 batch.end >= log.visible_end,
@@ -918,10 +954,6 @@ impl ShardStore {
             for (topic, qid) in &arrived {
                 l(topic, *qid);
             }
-        }
-        let end_listener = self.end_listener.borrow().clone();
-        if let Some(l) = end_listener {
-            l(end);
         }
     }
 
@@ -1002,7 +1034,7 @@ impl ShardStore {
         self.flush_consume_queues(true).await
     }
 
-    /// Called with the new visible end after every batch became visible (the HA shipper).
+    /// Called with the new written end after every batch was written (the HA shipper).
     pub fn set_end_listener(&self, f: EndListener) {
         *self.end_listener.borrow_mut() = Some(Rc::new(f));
     }

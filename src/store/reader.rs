@@ -10,6 +10,16 @@ use super::io::gio_err;
 use super::record;
 use super::{split_offset, GetResult, GetStatus, StoreError, GET_SCAN_ENTRIES_MIN};
 
+/// Which end a read stops at.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Upto {
+    /// Durable per the flush mode: consumers, lookups, recovery checks.
+    Visible,
+    /// Written (in the file, or the page cache in Async mode), perhaps not yet fdatasynced:
+    /// the HA shipper only.
+    Written,
+}
+
 impl ShardStore {
     /// Next logical offset of a queue (0 if unknown).
     pub fn max_offset(&self, topic: &str, queue_id: u32) -> u64 {
@@ -41,10 +51,25 @@ impl ShardStore {
 
     /// Reads `len` visible bytes at local offset `pos` (read cache, else DMA read).
     pub(crate) async fn read_local(&self, pos: u64, len: u32) -> Result<Option<Bytes>, StoreError> {
+        self.read_below(pos, len, Upto::Visible).await
+    }
+
+    /// [`ShardStore::read_local`] with the limit chosen: the HA shipper reads up to the
+    /// written end (`Upto::Written`), everyone else up to the visible end.
+    pub(crate) async fn read_below(
+        &self,
+        pos: u64,
+        len: u32,
+        upto: Upto,
+    ) -> Result<Option<Bytes>, StoreError> {
         let len64 = u64::from(len);
         let seg = {
             let log = self.log.borrow();
-            if pos + len64 > log.visible_end {
+            let end = match upto {
+                Upto::Visible => log.visible_end,
+                Upto::Written => log.written_end,
+            };
+            if pos + len64 > end {
                 return Ok(None);
             }
             let i = log.cache.partition_point(|(s, _)| *s <= pos);

@@ -1,10 +1,12 @@
 //! The replication side of `ShardStore` (master/slave HA, DESIGN §4, ARCHITECTURE.md
 //! "Replication"): what a master shard ships and how a slave shard stores what arrives.
 //!
-//! - Master: [`ShardStore::replica_read`] returns visible commit-log bytes (durable per the
-//!   master's flush mode) starting at a local offset, never crossing a file boundary; the
-//!   end-of-file blank marker is data like any other. `set_end_listener` (commitlog.rs) tells
-//!   the shipper when the visible end moves.
+//! - Master: [`ShardStore::replica_read`] returns written commit-log bytes (in the file, or
+//!   the page cache in Async mode: what a `kill -9` of the master cannot lose; with SYNC_FLUSH
+//!   perhaps not yet fdatasynced, so the slave's copy and the master's fdatasync overlap)
+//!   starting at a local offset, never crossing a file boundary; the end-of-file blank marker
+//!   is data like any other. `set_end_listener` (commitlog.rs) tells the shipper when the
+//!   written end moves.
 //! - Slave: [`ShardStore::replica_append`] appends raw bytes at exactly the local offset the
 //!   master had them, through the same flusher (group commit, tail page, fdatasync per the
 //!   slave's own flush mode) as a put; consume queues are built on the slave from the records
@@ -19,6 +21,7 @@ use futures::channel::oneshot;
 
 use super::commitlog::{chunk_for, open_batch, DispatchItem, Queue, ShardStore};
 use super::consume_queue::{ConsumeQueue, CqEntry};
+use super::reader::Upto;
 use super::record::{self, Decoded};
 use super::{global_offset, StoreError};
 
@@ -41,6 +44,12 @@ impl ShardStore {
         self.log.borrow().visible_end
     }
 
+    /// End of the written data (the HA shipper's limit; `visible_end` or ahead of it by the
+    /// batch being fdatasynced), local offset.
+    pub fn written_end(&self) -> u64 {
+        self.log.borrow().written_end
+    }
+
     /// End of all appended data (written or queued for the flusher), local offset. On a
     /// slave this is where the next transfer must start.
     pub fn write_end(&self) -> u64 {
@@ -52,22 +61,22 @@ impl ShardStore {
         self.log.borrow().segments.first().map_or(0, |s| s.start)
     }
 
-    /// Up to `max` visible bytes at local offset `from`, within one file. `None`: nothing
-    /// visible there yet (or `from` is below the oldest file).
+    /// Up to `max` written bytes at local offset `from`, within one file. `None`: nothing
+    /// written there yet (or `from` is below the oldest file).
     pub async fn replica_read(&self, from: u64, max: u32) -> Result<Option<Bytes>, StoreError> {
         let (end, seg_end) = {
             let log = self.log.borrow();
             let Some(seg) = log.segment_for(from) else {
                 return Ok(None);
             };
-            (log.visible_end, seg.start + self.file_size())
+            (log.written_end, seg.start + self.file_size())
         };
         if from >= end {
             return Ok(None);
         }
         let len = (end.min(seg_end) - from).min(u64::from(max));
         let len = u32::try_from(len).unwrap_or(max);
-        self.read_local(from, len).await
+        self.read_below(from, len, Upto::Written).await
     }
 
     /// Appends replicated bytes at local offset `at`, which must be this store's write end.
@@ -395,6 +404,53 @@ mod tests {
             .join()
             .unwrap();
         let _ = std::fs::remove_dir_all(test_dir("rebuild"));
+    }
+    /// SYNC_FLUSH: the shipper gets a batch's bytes once they are written, while its
+    /// fdatasync still runs (ARCHITECTURE 25); consumers see them only after it. From the read
+    /// cache, and from the file when the cache is off.
+    #[test]
+    fn the_shipper_reads_written_bytes_before_their_fdatasync_ends() {
+        for cache in [1 << 20, 0] {
+            let dir = test_dir(&format!("ship-early-{cache}"));
+            let c = StoreConfig {
+                read_cache_bytes: cache,
+                ..cfg(&dir)
+            };
+            glommio::LocalExecutorBuilder::default()
+                .spawn(move || async move {
+                    let f = crate::store::faults::Faults::parse("fdatasync_delay_ms=400").unwrap();
+                    let m = ShardStore::open_with_faults(c, ShardId(1), false, f)
+                        .await
+                        .unwrap();
+                    let put = {
+                        let m = m.clone();
+                        glommio::spawn_local(async move { m.put(batch(0, vec![b'x'; 300])).await })
+                    };
+                    let mut shipped = None;
+                    for _ in 0..30 {
+                        glommio::timer::sleep(std::time::Duration::from_millis(10)).await;
+                        shipped = m.replica_read(0, 1 << 20).await.unwrap();
+                        if shipped.is_some() {
+                            break;
+                        }
+                    }
+                    let shipped = shipped.expect("written bytes shippable within 300 ms");
+                    assert_eq!(shipped.len() as u64, m.written_end());
+                    assert_eq!(m.visible_end(), 0, "the fdatasync is still running");
+                    assert_eq!(m.max_offset("T", 0), 0);
+                    let r = put.await.unwrap();
+                    assert_eq!(m.visible_end(), m.written_end());
+                    assert_eq!(m.max_offset("T", 0), 1);
+                    let all = |_: i64| true;
+                    let got = m.get_messages("T", 0, 0, 1, 1 << 20, &all).await.unwrap();
+                    assert_eq!(got.records.concat(), shipped.to_vec(), "{r:?}");
+                    m.shutdown().await.unwrap();
+                })
+                .unwrap()
+                .join()
+                .unwrap();
+            drop(dir);
+        }
     }
 }
 
