@@ -8,6 +8,7 @@ use std::hint::black_box;
 use std::time::Instant;
 
 use bytes::BytesMut;
+use shardmq::remoting::header::SendMessageHeader;
 use shardmq::remoting::{frame, RemotingCommand};
 
 fn send_v2() -> RemotingCommand {
@@ -57,6 +58,14 @@ fn main() {
             .unwrap()
             .unwrap();
         black_box(frame::decode_bytes(encoded.slice(..len)).unwrap());
+    });
+    measure("decode SEND_MESSAGE_V2 + its header", n, || {
+        let len = frame::check(black_box(&encoded), usize::MAX)
+            .unwrap()
+            .unwrap();
+        let c = frame::decode_bytes(encoded.slice(..len)).unwrap();
+        let fields = c.ext_fields.as_ref().unwrap();
+        black_box(SendMessageHeader::from_fields_v2(fields).unwrap());
     });
     let mut binary = cmd.clone();
     binary.serialize_type = shardmq::remoting::SerializeType::RocketMq;

@@ -22,7 +22,8 @@ use recordings::golden_dir;
 use serde_json::Value;
 use shardmq::constants::FRAME_MAX_LEN;
 use shardmq::remoting::{
-    check, decode, decode_bytes, encode, fastjson, message, RemotingCommand, SerializeType,
+    check, decode, decode_bytes, encode, fastjson, message, FieldStr, RemotingCommand,
+    SerializeType,
 };
 
 struct Golden {
@@ -138,9 +139,9 @@ fn golden_frames_decode_and_reencode_byte_for_byte() {
         match header.get("extFields") {
             None => assert_eq!(cmd.ext_fields, None, "{at}"),
             Some(Value::Object(m)) => {
-                let want: Vec<(String, String)> = m
+                let want: Vec<(FieldStr, FieldStr)> = m
                     .iter()
-                    .map(|(k, v)| (k.clone(), v.as_str().unwrap().to_owned()))
+                    .map(|(k, v)| (k.into(), v.as_str().unwrap().into()))
                     .collect();
                 assert_eq!(cmd.ext_fields.as_ref().unwrap().0, want, "{at}");
             }

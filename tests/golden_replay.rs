@@ -374,13 +374,13 @@ impl Replay<'_> {
     fn rewrite(&self, mut cmd: RemotingCommand) -> RemotingCommand {
         if let Some(f) = cmd.ext_fields.as_mut() {
             for (k, v) in f.0.iter_mut() {
-                *v = self.env.rewrite_addr(v);
+                *v = self.env.rewrite_addr(v).into();
                 if cmd.code == 11 && k == "suspendTimeoutMillis" {
-                    *v = SUSPEND_MS.to_string();
+                    *v = SUSPEND_MS.to_string().into();
                 }
                 if cmd.code == 36 && k == "offset" {
                     if let Some(o) = v.parse().ok().and_then(|o: i64| self.offsets.get(&o)) {
-                        *v = o.to_string();
+                        *v = o.to_string().into();
                     }
                 }
             }

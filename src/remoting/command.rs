@@ -18,11 +18,17 @@ pub const FLAG_ONEWAY: i32 = 2;
 /// well-trodden paths (see spec/remoting.md §3.3).
 pub const OUR_VERSION: i32 = 409;
 
+/// A key or value of `extFields`: inline up to 24 bytes (every key, and most values: queue
+/// ids, timestamps, flags, short topic and group names), so decoding a header allocates only
+/// for the long values (properties). Measured: the header decode was about a fifth of the
+/// broker's user CPU per send, most of it allocating and freeing these strings.
+pub type FieldStr = compact_str::CompactString;
+
 /// `extFields`: an ordered string map. Order is kept so that a decoded frame
 /// re-encodes to the same bytes (golden tests); lookups are linear because a
 /// header carries at most a few dozen fields.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ExtFields(pub Vec<(String, String)>);
+pub struct ExtFields(pub Vec<(FieldStr, FieldStr)>);
 
 impl ExtFields {
     pub fn new() -> Self {
@@ -37,7 +43,7 @@ impl ExtFields {
     }
 
     /// Inserts or replaces `key`.
-    pub fn insert(&mut self, key: impl Into<String>, value: impl Into<String>) {
+    pub fn insert(&mut self, key: impl Into<FieldStr>, value: impl Into<FieldStr>) {
         let key = key.into();
         let value = value.into();
         match self.0.iter_mut().find(|(k, _)| *k == key) {
@@ -117,12 +123,12 @@ impl RemotingCommand {
     }
 
     /// Sets one `extFields` entry, creating the map if needed.
-    pub fn with_field(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+    pub fn with_field(mut self, key: impl Into<FieldStr>, value: impl Into<FieldStr>) -> Self {
         self.set_field(key, value);
         self
     }
 
-    pub fn set_field(&mut self, key: impl Into<String>, value: impl Into<String>) {
+    pub fn set_field(&mut self, key: impl Into<FieldStr>, value: impl Into<FieldStr>) {
         self.ext_fields
             .get_or_insert_with(ExtFields::new)
             .insert(key, value);

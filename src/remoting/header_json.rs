@@ -19,7 +19,7 @@ use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
 
 use super::code::{LanguageCode, SerializeType};
-use super::command::{ExtFields, RemotingCommand};
+use super::command::{ExtFields, FieldStr, RemotingCommand};
 use super::fastjson::{write_i64, write_str, JsonSink};
 use super::frame::DecodeError;
 
@@ -109,17 +109,17 @@ impl<'de> Visitor<'de> for FieldsVisitor {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<ExtFields, A::Error> {
-        let mut fields: Vec<(String, String)> = Vec::with_capacity(16);
+        let mut fields: Vec<(FieldStr, FieldStr)> = Vec::with_capacity(16);
         while let Some(key) = map.next_key::<Cow<'de, str>>()? {
             let FieldText(value) = map.next_value()?;
             // A repeated key keeps its first position and takes the last value, as a JSON
             // object map does; a null drops it.
             match (fields.iter().position(|(k, _)| *k == key), value) {
-                (Some(i), Some(v)) => fields[i].1 = v,
+                (Some(i), Some(v)) => fields[i].1 = v.into(),
                 (Some(i), None) => {
                     fields.remove(i);
                 }
-                (None, Some(v)) => fields.push((key.into_owned(), v)),
+                (None, Some(v)) => fields.push((FieldStr::from(key), v.into())),
                 (None, None) => {}
             }
         }
@@ -260,12 +260,8 @@ mod tests {
         assert_eq!(cmd.remark.as_deref(), Some(""));
         let f = cmd.ext_fields.unwrap();
         assert_eq!(
-            f.0,
-            vec![
-                ("queueId".to_string(), "3".to_string()),
-                ("unitMode".to_string(), "false".to_string()),
-                ("topic".to_string(), "t".to_string()),
-            ]
+            f.iter().collect::<Vec<_>>(),
+            vec![("queueId", "3"), ("unitMode", "false"), ("topic", "t"),]
         );
     }
 
@@ -327,7 +323,11 @@ mod tests {
             br#"{"code":1,"extFields":{"big":1e300,"neg0":-0.0}}"#,
         ];
         for c in cases {
-            let ours = decode(c).unwrap().ext_fields.map(|f| f.0);
+            let ours = decode(c).unwrap().ext_fields.map(|f| {
+                f.iter()
+                    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                    .collect::<Vec<_>>()
+            });
             assert_eq!(ours, via_value_map(c), "{}", String::from_utf8_lossy(c));
         }
         assert!(decode(br#"{"code":1,"extFields":"x"}"#).is_err());

@@ -12,7 +12,7 @@
 //! `tests::same_as_serde` checks the two agree on recorded and generated headers.
 
 use super::code::{LanguageCode, SerializeType};
-use super::command::{ExtFields, RemotingCommand};
+use super::command::{ExtFields, FieldStr, RemotingCommand};
 
 /// Decodes `header`, or `None` when it is not of the simple shape (see the module doc).
 pub fn decode(header: &[u8]) -> Option<RemotingCommand> {
@@ -41,7 +41,7 @@ pub fn decode(header: &[u8]) -> Option<RemotingCommand> {
                 "version" => set_once(&mut version, p.opt_int32()?.unwrap_or(0))?,
                 "opaque" => set_once(&mut opaque, p.opt_int32()?.unwrap_or(0))?,
                 "flag" => set_once(&mut flag, p.opt_int32()?.unwrap_or(0))?,
-                "remark" => set_once(&mut remark, p.opt_string()?)?,
+                "remark" => set_once(&mut remark, p.opt_string()?.map(String::from))?,
                 "extFields" => set_once(&mut ext_fields, p.fields()?)?,
                 // Unknown keys (fastjson's `serializeTypeCurrentRPC`): skipped, scalars only.
                 _ => {
@@ -125,7 +125,7 @@ impl Parser<'_> {
     }
 
     /// A JSON string; the opening quote is the next token.
-    fn string(&mut self) -> Option<String> {
+    fn string(&mut self) -> Option<FieldStr> {
         self.expect(b'"')?;
         let start = self.i;
         // The common case: no escape before the closing quote.
@@ -137,7 +137,7 @@ impl Parser<'_> {
         self.i = stop;
         if self.b[stop] == b'"' {
             self.i += 1;
-            return std::str::from_utf8(plain).ok().map(str::to_owned);
+            return std::str::from_utf8(plain).ok().map(FieldStr::from);
         }
         let mut out: Vec<u8> = Vec::with_capacity(self.i - start + 16);
         out.extend_from_slice(&self.b[start..self.i]);
@@ -145,7 +145,7 @@ impl Parser<'_> {
             let c = *self.b.get(self.i)?;
             self.i += 1;
             match c {
-                b'"' => return String::from_utf8(out).ok(),
+                b'"' => return String::from_utf8(out).ok().map(FieldStr::from),
                 b'\\' => {
                     let e = *self.b.get(self.i)?;
                     self.i += 1;
@@ -225,7 +225,7 @@ impl Parser<'_> {
         self.int32().map(Some)
     }
 
-    fn opt_string(&mut self) -> Option<Option<String>> {
+    fn opt_string(&mut self) -> Option<Option<FieldStr>> {
         if self.literal(b"null") {
             return Some(None);
         }
@@ -233,20 +233,22 @@ impl Parser<'_> {
     }
 
     /// A scalar's value as Java sees it in `extFields`: `None` for null.
-    fn scalar_text(&mut self) -> Option<Option<String>> {
+    fn scalar_text(&mut self) -> Option<Option<FieldStr>> {
         match self.peek()? {
             b'"' => self.string().map(Some),
-            b't' if self.literal(b"true") => Some(Some("true".to_owned())),
-            b'f' if self.literal(b"false") => Some(Some("false".to_owned())),
+            b't' if self.literal(b"true") => Some(Some(FieldStr::const_new("true"))),
+            b'f' if self.literal(b"false") => Some(Some(FieldStr::const_new("false"))),
             b'n' if self.literal(b"null") => Some(None),
             b'-' | b'0'..=b'9' => {
                 let t = self.int_text()?;
                 // As serde prints the number it parsed; beyond i64/u64 serde parses a
                 // float: leave that to it.
                 if let Ok(v) = t.parse::<i64>() {
-                    return Some(Some(v.to_string()));
+                    return Some(Some(compact_str::ToCompactString::to_compact_string(&v)));
                 }
-                t.parse::<u64>().ok().map(|v| Some(v.to_string()))
+                t.parse::<u64>()
+                    .ok()
+                    .map(|v| Some(compact_str::ToCompactString::to_compact_string(&v)))
             }
             _ => None,
         }
@@ -259,7 +261,7 @@ impl Parser<'_> {
             return Some(None);
         }
         self.expect(b'{')?;
-        let mut fields: Vec<(String, String)> = Vec::with_capacity(16);
+        let mut fields: Vec<(FieldStr, FieldStr)> = Vec::with_capacity(16);
         if self.eat(b'}') {
             return Some(Some(ExtFields(fields)));
         }

@@ -50,7 +50,7 @@ pub fn command_from(rec: &Value) -> RemotingCommand {
             f.as_object()
                 .expect("extFields is an object")
                 .iter()
-                .map(|(k, v)| (k.clone(), v.as_str().expect("string value").to_string()))
+                .map(|(k, v)| (k.into(), v.as_str().expect("string value").into()))
                 .collect(),
         )
     });
