@@ -6,12 +6,15 @@
 //!   the only writer: it takes the oldest pending batch (everything that arrived while the
 //!   previous I/O ran, up to `group_commit_max_bytes`), issues one write per file touched
 //!   (Sync mode: aligned direct I/O, then one fdatasync per file; Async mode: a buffered write
-//!   into the page cache, fdatasync by the timer), then makes the batch visible: read cache,
-//!   consume-queue dispatch, arrival listener, waiters. Batches are flushed strictly in order.
+//!   into the page cache, fdatasync by the timer). Once written (`after_write`) the batch's
+//!   bytes go to the read cache and the HA shipper may send them (`written_end`); once durable
+//!   (`make_visible`) they are exposed: consume-queue dispatch, arrival listener, waiters.
+//!   Batches are flushed strictly in order.
 //! - Sync mode: the partially filled tail page stays in memory (`Log::tail`) and is rewritten,
 //!   zero padded, with the next batch; recovery therefore reads a zero TOTALSIZE as the end of
 //!   the log (Async mode writes exact bytes; the file's unwritten rest reads as zeros too).
-//! - Readers (reader.rs) see bytes below `visible_end` only.
+//! - Readers (reader.rs) see bytes below `visible_end` only; the HA shipper (replica.rs) reads
+//!   up to `written_end`.
 //! - Files are created at full size ahead of need: one file is always ready beyond the current
 //!   one (created in the background when the current one is taken), so a roll never waits.
 //! - Group commit allocates nothing per message in steady state: records are encoded straight
