@@ -1,6 +1,6 @@
-# Helpers sourced by scripts/bench-report.sh and scripts/bench-compare.sh: free ports, starting
-# a shardmq nameserver + broker (or master + slave) from target/release on loopback, teardown.
-# Not a command of its own.
+# Helpers sourced by scripts/bench-report.sh, scripts/bench-compare.sh and scripts/throughput.sh:
+# free ports, starting a shardmq nameserver + broker (or master + slave) from target/release on
+# loopback, teardown. Not a command of its own.
 
 # BIN_DIR: where mqnamesrv, mqbroker and mqbench are (default target/release).
 BIN_DIR="${BIN_DIR:-$ROOT/target/release}"

@@ -25,18 +25,27 @@ use crate::store::{self, ShardId, ShardStore};
 
 /// What the control plane starts from (read before the shards start).
 struct Persisted {
-    topics: Option<TopicTable>,
+    /// The persisted table plus the built-in topics (built before the shards start, so every
+    /// shard serves with the whole table from its first request).
+    topics: TopicManager,
     groups: Option<serde_json::Value>,
     offsets: Option<serde_json::Value>,
 }
 
-fn load_persisted(dir: &Path) -> Result<Persisted, String> {
+fn load_persisted(dir: &Path, settings: &BrokerSettings) -> Result<Persisted, String> {
     let topics = load_with_backup(&dir.join("topics.json"))?
         .map(serde_json::from_value::<TopicTable>)
         .transpose()
         .map_err(|e| format!("{}: {e}", dir.join("topics.json").display()))?;
     Ok(Persisted {
-        topics,
+        topics: TopicManager::new(
+            topics,
+            &settings.cluster,
+            &settings.broker_name,
+            settings.default_topic_queue_nums,
+            settings.auto_create_topic,
+            now_ms(),
+        ),
         groups: load_with_backup(&dir.join("subscriptionGroup.json"))?,
         offsets: load_with_backup(&dir.join("consumerOffset.json"))?,
     })
@@ -101,7 +110,13 @@ pub fn run(settings: BrokerSettings) -> Result<(), String> {
     if abnormal {
         tracing::warn!(abort = %settings.abort_path.display(), "abort file found: the last run did not stop cleanly; recovering");
     }
-    let mut persisted = Some(load_persisted(&settings.config_dir)?);
+    let mut persisted = Some(load_persisted(&settings.config_dir, &settings)?);
+    // Every shard starts with the whole topic table: a request that reaches another shard
+    // right after the ports open must not find "topic not exist" (seen in CI after a restart).
+    let initial_topics = persisted
+        .as_ref()
+        .map(|p| p.topics.snapshot())
+        .unwrap_or_default();
     let (mesh, inboxes) = Mesh::<BrokerShard>::new(settings.shard_count);
     let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<usize, String>>();
     let mut stop_senders = Vec::new();
@@ -110,13 +125,14 @@ pub fn run(settings: BrokerSettings) -> Result<(), String> {
         let (stop_tx, stop_rx) = futures::channel::oneshot::channel::<()>();
         stop_senders.push(stop_tx);
         let (settings, mesh, ready) = (settings.clone(), mesh.clone(), ready_tx.clone());
+        let topics = initial_topics.clone();
         // Only shard 0 owns the control plane.
         let control = if id == 0 { persisted.take() } else { None };
         let handle = LocalExecutorBuilder::new(Placement::Unbound)
             .name(&format!("shard-{id}"))
             .io_memory(GLOMMIO_IO_MEMORY_BYTES)
             .spawn(move || async move {
-                match start_shard(id, settings, mesh, inbox, abnormal, control).await {
+                match start_shard(id, settings, mesh, inbox, abnormal, control, topics).await {
                     Ok(shard) => {
                         let _ = ready.send(Ok(id));
                         let _ = stop_rx.await;
@@ -174,6 +190,7 @@ async fn start_shard(
     inbox: Inbox<BrokerShard>,
     abnormal: bool,
     persisted: Option<Persisted>,
+    topics: Arc<TopicTable>,
 ) -> Result<Rc<BrokerShard>, String> {
     let shard_id = ShardId(u16::try_from(id).map_err(|_| format!("shard id {id} too large"))?);
     let store = ShardStore::open(settings.store.clone(), shard_id, abnormal)
@@ -181,16 +198,8 @@ async fn start_shard(
         .map_err(|e| format!("shard {id}: cannot open the store: {e}"))?;
     store.start_retention(settings.retention.clone());
     let control = persisted.map(|p| {
-        let now = now_ms();
         RefCell::new(ControlPlane {
-            topics: TopicManager::new(
-                p.topics,
-                &settings.cluster,
-                &settings.broker_name,
-                settings.default_topic_queue_nums,
-                settings.auto_create_topic,
-                now,
-            ),
+            topics: p.topics,
             groups: SubscriptionGroups::new(p.groups.as_ref(), settings.auto_create_group),
             offsets: p
                 .offsets
@@ -201,10 +210,6 @@ async fn start_shard(
             topics_persisted_counter: -1,
         })
     });
-    let topics = control
-        .as_ref()
-        .map(|c| c.borrow().topics.snapshot())
-        .unwrap_or_default();
     let namesrv_clients = if id == 0 {
         settings
             .namesrv_addrs
@@ -270,7 +275,7 @@ async fn start_shard(
     }
     if id == 0 {
         if shard.mesh.shard_count() > 1 {
-            // The other shards start with an empty replica; give them the table.
+            // Every shard started with this table; this registers it with the nameservers.
             register::after_topic_change(&shard, shard.topic_snapshot());
         }
         glommio::spawn_local(register::register_periodically(shard.clone())).detach();
