@@ -233,7 +233,7 @@ async fn start_shard(
         ha: Rc::new(crate::ha::ShardHa::default()),
     });
     {
-        // The replication shipper of this shard wakes when its visible end moves.
+        // The replication shipper of this shard wakes when its written end moves.
         let ha = Rc::downgrade(&shard.ha);
         store.set_end_listener(Box::new(move |_| {
             if let Some(ha) = ha.upgrade() {
@@ -275,7 +275,8 @@ async fn start_shard(
     }
     if id == 0 {
         if shard.mesh.shard_count() > 1 {
-            // Every shard started with this table; this registers it with the nameservers.
+            // Every shard started with this table already; this re-sends it to them
+            // (harmless) and registers it with the nameservers at once.
             register::after_topic_change(&shard, shard.topic_snapshot());
         }
         glommio::spawn_local(register::register_periodically(shard.clone())).detach();

@@ -43,9 +43,10 @@
 //! Offsets are shard-local commit-log offsets (the low 48 bits of a global physical offset);
 //! the records themselves carry global offsets, identical on master and slave because slave
 //! shard i stores master shard i's bytes at the same place. A transfer never crosses a
-//! commit-log file and carries at most `haTransferBatchSize` bytes; the master ships only
-//! visible bytes (durable under its own flush mode), so a slave never holds bytes a crashed
-//! master could lose. Differences from upstream: the first report is sent at once (upstream
+//! commit-log file and carries at most `haTransferBatchSize` bytes; the master ships written
+//! bytes (in its file or page cache, perhaps not yet fdatasynced: the slave's copy overlaps
+//! the master's fdatasync, ARCHITECTURE 25), so a slave never holds bytes a killed master
+//! process could lose (a power loss of the master could). Differences from upstream: the first report is sent at once (upstream
 //! waits `haSendHeartbeatInterval`), and a slave with an empty store receives the master's log
 //! from its first byte (upstream: from the start of the master's last file).
 //!
@@ -305,7 +306,7 @@ pub struct ShardHa {
     max_ack: Cell<u64>,
     /// Master: SYNC_MASTER sends waiting for an offset.
     waiters: RefCell<Vec<(u64, oneshot::Sender<()>)>>,
-    /// Master: the store's visible end moved (wakes the shippers).
+    /// Master: the store's written end moved (wakes the shippers).
     pub end_moved: Signal,
     next_conn: Cell<u64>,
     /// Slave: this shard's replication connection is up.
