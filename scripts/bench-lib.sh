@@ -7,8 +7,8 @@ BIN_DIR="${BIN_DIR:-$ROOT/target/release}"
 BENCH_PIDS=()
 bench_cleanup() { for p in "${BENCH_PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; done; BENCH_PIDS=(); }
 # SHARDS: the brokers' shardCount. The client shares the host, so by default the broker gets half
-# the cores (at least one): on 2 cores one shard beat two at every producer count measured,
-# with about half the broker CPU per message (ARCHITECTURE 36).
+# the cores (at least one): on 2 cores one shard used about half the broker CPU per message of
+# two and sent as much or more (ARCHITECTURE 36).
 CORES=$(nproc)
 SHARDS="${SHARDS:-$(( CORES / 2 > 0 ? CORES / 2 : 1 ))}"
 
