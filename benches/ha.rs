@@ -214,17 +214,7 @@ struct Outcome {
 
 /// CPU seconds (user + system, every thread) process `pid` has used.
 fn cpu_secs(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    // Fields after the command name (which may hold spaces): utime is the 12th, stime 13th.
-    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    let ticks: f64 = [11, 12]
-        .iter()
-        .filter_map(|&i| f.get(i).and_then(|v| v.parse::<f64>().ok()))
-        .sum();
-    // SAFETY: sysconf has no preconditions.
-    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
-    ticks / hz
+    shardmq::bench::limits::process_cpu_us(pid).unwrap_or(0) as f64 / 1e6
 }
 
 /// `conns` closed-loop senders for 1 s of warm-up plus `secs` measured seconds; `brokers`
