@@ -418,7 +418,7 @@ mod tests {
             };
             glommio::LocalExecutorBuilder::default()
                 .spawn(move || async move {
-                    let f = crate::store::faults::Faults::parse("fdatasync_delay_ms=400").unwrap();
+                    let f = crate::store::faults::Faults::parse("fdatasync_delay_ms=2000").unwrap();
                     let m = ShardStore::open_with_faults(c, ShardId(1), false, f)
                         .await
                         .unwrap();
@@ -427,14 +427,15 @@ mod tests {
                         glommio::spawn_local(async move { m.put(batch(0, vec![b'x'; 300])).await })
                     };
                     let mut shipped = None;
-                    for _ in 0..30 {
+                    for _ in 0..150 {
                         glommio::timer::sleep(std::time::Duration::from_millis(10)).await;
                         shipped = m.replica_read(0, 1 << 20).await.unwrap();
                         if shipped.is_some() {
                             break;
                         }
                     }
-                    let shipped = shipped.expect("written bytes shippable within 300 ms");
+                    let shipped = shipped
+                        .expect("written bytes shippable within 1.5 s (the fdatasync takes 2 s)");
                     assert_eq!(shipped.len() as u64, m.written_end());
                     assert_eq!(m.visible_end(), 0, "the fdatasync is still running");
                     assert_eq!(m.max_offset("T", 0), 0);
