@@ -224,6 +224,30 @@ fn coordinated_omission_stall_shows_in_open_loop_only() {
         "closed-loop p99.9 {c999} µs should be far below open-loop {o999} µs"
     );
     assert_eq!(o["counts"]["errors"].as_u64(), Some(0));
+    // The report says which side stalled: the broker's shard (its loop-lag probe, read back
+    // through GET_BROKER_RUNTIME_INFO), not mqbench; and the broker logged it.
+    for (name, r) in [("open", &o), ("closed", &k)] {
+        let broker = r["stalls"]["broker"]["max_ms"].as_u64().unwrap_or(0);
+        let client = r["stalls"]["client"]["max_ms"].as_u64().unwrap_or(u64::MAX);
+        assert!(
+            broker >= 800,
+            "{name}: the broker's 1 s stop is not among its stalls: {}",
+            r["stalls"]
+        );
+        assert!(client < broker, "{name}: {}", r["stalls"]);
+        let seconds = r["series"].as_array().expect("series");
+        assert!(
+            seconds
+                .iter()
+                .any(|s| s["broker_stall_max_ms"].as_u64() >= Some(800)),
+            "{name}: no second of the series shows the stall"
+        );
+    }
+    let logs = c.logs();
+    assert!(
+        logs.contains("shard event loop stalled"),
+        "the broker did not log its stall:\n{logs}"
+    );
 }
 
 /// scripts/bench-compare.sh against a second shardmq (ASYNC_FLUSH here, SYNC_FLUSH started by

@@ -178,13 +178,15 @@ pub fn run_bench(o: &Options) -> Result<BenchResult, BenchError> {
     };
     let mut sweep = Vec::new();
     let mut result = None;
+    let brokers = cluster.masters.clone();
+    let run_phase = |o: &Options, load: &Load, pid| phase(o, load, pid, &brokers);
     if o.sweep.is_empty() {
-        result = Some(phase(o, &o.load, broker_pid)?);
+        result = Some(run_phase(o, &o.load, broker_pid)?);
     } else {
         for &rate in &o.sweep {
             let mut load = o.load.clone();
             load.rate = rate;
-            let r = phase(o, &load, broker_pid)?;
+            let r = run_phase(o, &load, broker_pid)?;
             let ok = r.publish_us.p99 as f64 <= o.p99_target_ms * 1000.0
                 && r.rate.acked_per_s >= 0.95 * rate
                 && r.counts.errors == 0;
@@ -263,7 +265,31 @@ fn sleep_until(t: Instant) {
 }
 
 /// One load phase at `load.rate`.
-fn phase(o: &Options, load: &Load, broker_pid: Option<u32>) -> Result<BenchResult, BenchError> {
+/// The brokers' shard stalls (GET_BROKER_RUNTIME_INFO, `shardmqLoopStalls`), merged; `None`
+/// when a broker does not report them (upstream) or does not answer.
+fn broker_stalls(o: &Options, brokers: &[String]) -> Option<Vec<crate::runtime::lag::Stall>> {
+    let (ns, timeout, brokers) = (o.load.namesrv.clone(), o.load.timeout, brokers.to_vec());
+    on_executor("mqbench-stalls", move || async move {
+        let c = MqClient::new(&ns, timeout).ok()?;
+        let mut all = Vec::new();
+        for a in &brokers {
+            let info = c.runtime_info(a).await.ok()?;
+            all.extend(crate::runtime::lag::Stalls::from_words(
+                info.get("shardmqLoopStalls")?,
+            ));
+        }
+        Some(all)
+    })
+    .ok()
+    .flatten()
+}
+
+fn phase(
+    o: &Options,
+    load: &Load,
+    broker_pid: Option<u32>,
+    brokers: &[String],
+) -> Result<BenchResult, BenchError> {
     let (stats_tx, stats_rx) = std::sync::mpsc::channel();
     let shared = Arc::new(Shared::new(stats_tx));
     let mut seconds: std::collections::BTreeMap<u64, run::Second> = Default::default();
@@ -286,6 +312,7 @@ fn phase(o: &Options, load: &Load, broker_pid: Option<u32>) -> Result<BenchResul
     // The consumer computes e2e from the epoch, which must be known before it starts: fix the
     // epoch first, far enough ahead for the consumer's set-up (offsets of every queue).
     let epoch = Instant::now() + Duration::from_millis(1500);
+    let epoch_wall_ms = crate::runtime::now_ms() + 1500;
     let consumer = run::spawn_consumers(load, epoch, shared.clone(), run_id.clone(), ready_tx);
     let _ = ready_rx.recv_timeout(Duration::from_secs(30));
     if let Some(e) = shared.setup_error.get() {
@@ -343,6 +370,32 @@ fn phase(o: &Options, load: &Load, broker_pid: Option<u32>) -> Result<BenchResul
         return Err(BenchError::Setup(e.clone()));
     }
     collect(&mut seconds);
+    let warm_ms = i64::try_from(warm.saturating_mul(1000)).unwrap_or(i64::MAX);
+    let dur_ms = i64::try_from(dur.saturating_mul(1000)).unwrap_or(i64::MAX);
+    let broker_stalls = broker_stalls(o, brokers);
+    let mut stalls = report::StallReport {
+        broker: broker_stalls
+            .as_ref()
+            .map(|_| report::LoopStalls::default()),
+        ..Default::default()
+    };
+    // A broker stall's second, counted from the epoch like every other figure of the run.
+    let broker_sec = |at_ms: i64| u64::try_from((at_ms - epoch_wall_ms).div_euclid(1000)).ok();
+    for st in broker_stalls.iter().flatten() {
+        let Some(sec) = broker_sec(st.at_ms) else {
+            continue;
+        };
+        let v = seconds.entry(sec).or_default();
+        v.broker_stall_max_ms = v.broker_stall_max_ms.max(st.lag_ms);
+        let in_window = st.at_ms >= epoch_wall_ms + warm_ms
+            && st.at_ms < epoch_wall_ms.saturating_add(warm_ms).saturating_add(dur_ms);
+        if let (true, Some(b)) = (in_window, stalls.broker.as_mut()) {
+            b.add(&report::LoopStalls {
+                count: 1,
+                max_ms: st.lag_ms,
+            });
+        }
+    }
     let mut publish = new_hist();
     let mut e2e = new_hist();
     let mut delay = new_hist();
@@ -355,6 +408,10 @@ fn phase(o: &Options, load: &Load, broker_pid: Option<u32>) -> Result<BenchResul
         counts.received += v.received;
         let in_window = *s >= warm && *s < warm + dur;
         if in_window {
+            stalls.client.add(&report::LoopStalls {
+                count: v.stall_count,
+                max_ms: v.stall_max_ms,
+            });
             counts.window_acked += v.acked;
             counts.window_received += v.received;
             counts.window_sent += v.sent;
@@ -381,6 +438,8 @@ fn phase(o: &Options, load: &Load, broker_pid: Option<u32>) -> Result<BenchResul
             publish_p99_us: p.map_or(0, |h| pct(h, 0.99)),
             publish_max_us: p.map_or(0, |h| if h.is_empty() { 0 } else { h.max() }),
             e2e_p99_us: v.e2e.as_ref().map_or(0, |h| pct(h, 0.99)),
+            client_stall_max_ms: v.stall_max_ms,
+            broker_stall_max_ms: v.broker_stall_max_ms,
         });
     }
     let d = dur as f64;
@@ -452,6 +511,7 @@ fn phase(o: &Options, load: &Load, broker_pid: Option<u32>) -> Result<BenchResul
         first_error,
         sweep: Vec::new(),
         knee: None,
+        stalls,
     })
 }
 
@@ -468,7 +528,18 @@ pub fn merge_results(runs: &[BenchResult]) -> Option<BenchResult> {
     let mut counts = Counts::default();
     let (mut acked, mut recv, mut sent) = (0.0, 0.0, 0.0);
     let mut cpu: Vec<f64> = Vec::new();
+    let mut stalls = report::StallReport {
+        broker: runs
+            .iter()
+            .all(|r| r.stalls.broker.is_some())
+            .then(report::LoopStalls::default),
+        ..Default::default()
+    };
     for r in runs {
+        stalls.client.add(&r.stalls.client);
+        if let (Some(m), Some(b)) = (stalls.broker.as_mut(), r.stalls.broker.as_ref()) {
+            m.add(b);
+        }
         let _ = p.add(from_buckets(&r.histograms.publish));
         let _ = e.add(from_buckets(&r.histograms.e2e));
         let _ = dl.add(from_buckets(&r.histograms.send_delay));
@@ -482,6 +553,7 @@ pub fn merge_results(runs: &[BenchResult]) -> Option<BenchResult> {
     }
     let n = runs.len() as f64;
     out.counts = counts;
+    out.stalls = stalls;
     out.rate.acked_per_s = acked / n;
     out.rate.received_per_s = recv / n;
     out.rate.sent_per_s = sent / n;

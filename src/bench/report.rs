@@ -114,6 +114,37 @@ pub struct SecondRow {
     pub publish_p99_us: u64,
     pub publish_max_us: u64,
     pub e2e_p99_us: u64,
+    /// The longest event-loop stall of mqbench's executors in this second (ms, 0 = none).
+    #[serde(default)]
+    pub client_stall_max_ms: u64,
+    /// The longest stall of the brokers' shards in this second (ms, 0 = none or unknown).
+    #[serde(default)]
+    pub broker_stall_max_ms: u64,
+}
+
+/// Event-loop stalls (`runtime::lag`: a timer at least 5 ms late) in the measured window.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
+pub struct LoopStalls {
+    pub count: u64,
+    pub max_ms: u64,
+}
+
+impl LoopStalls {
+    pub fn add(&mut self, o: &LoopStalls) {
+        self.count += o.count;
+        self.max_ms = self.max_ms.max(o.max_ms);
+    }
+}
+
+/// Which side stalled: a latency outlier with a broker stall of its size is the broker's, one
+/// with a client stall is mqbench's (or the host's, when both stalled at once).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct StallReport {
+    /// mqbench's own executors (producers and consumer).
+    pub client: LoopStalls,
+    /// The brokers' shards, from their runtime info; `None` when a broker does not report
+    /// them (upstream) or could not be asked.
+    pub broker: Option<LoopStalls>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -164,6 +195,8 @@ pub struct BenchResult {
     pub first_error: Option<String>,
     pub sweep: Vec<SweepStep>,
     pub knee: Option<f64>,
+    #[serde(default)]
+    pub stalls: StallReport,
 }
 
 fn ms(us: u64) -> String {
@@ -232,6 +265,16 @@ pub fn table(r: &BenchResult) -> String {
             c.us_per_message, c.utilization, c.pid
         );
     }
+    let _ = writeln!(
+        s,
+        "event-loop stalls >= 5 ms: broker {}, mqbench {} ({} max ms)",
+        r.stalls.broker.map_or("not reported".into(), |b| format!(
+            "{} ({} max ms)",
+            b.count, b.max_ms
+        )),
+        r.stalls.client.count,
+        r.stalls.client.max_ms
+    );
     let q = &r.ratios;
     let _ = writeln!(
         s,
@@ -260,12 +303,12 @@ pub fn table(r: &BenchResult) -> String {
 /// One markdown row per result.
 pub fn markdown_rows(results: &[BenchResult]) -> String {
     let mut s = String::from(
-        "| run | mode | flush | role | producers | size B | target/s | acked/s | publish p50 ms | p99 | p99.9 | max | e2e p99 ms | broker CPU µs/msg | fdatasync p50 ms | RTT p50 µs | errors |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
+        "| run | mode | flush | role | producers | size B | target/s | acked/s | publish p50 ms | p99 | p99.9 | max | e2e p99 ms | broker CPU µs/msg | fdatasync p50 ms | RTT p50 µs | stall max ms broker/mqbench | errors |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
     );
     for r in results {
         let _ = writeln!(
             s,
-            "| {} | {} | {} | {} | {} | {} | {:.0} | {:.0} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {} | {:.0} | {:.0} | {} | {} | {} | {} | {} | {} | {} | {} | {}/{} | {} |",
             r.label,
             r.mode,
             r.environment.flush_mode,
@@ -289,6 +332,10 @@ pub fn markdown_rows(results: &[BenchResult]) -> String {
             r.limits
                 .loopback_rtt_us
                 .map_or("-".into(), |t| t.p50.to_string()),
+            r.stalls
+                .broker
+                .map_or("-".into(), |b| b.max_ms.to_string()),
+            r.stalls.client.max_ms,
             r.counts.errors
         );
     }

@@ -71,6 +71,11 @@ pub struct Second {
     pub publish: Option<Histogram<u64>>,
     pub e2e: Option<Histogram<u64>>,
     pub delay: Option<Histogram<u64>>,
+    /// Event-loop stalls of this process's executors (`runtime::lag`) in this second.
+    pub stall_count: u64,
+    pub stall_max_ms: u64,
+    /// The brokers' longest shard stall in this second (filled in after the run).
+    pub broker_stall_max_ms: u64,
 }
 
 fn merge_into(dst: &mut Option<Histogram<u64>>, src: Option<Histogram<u64>>) {
@@ -93,6 +98,9 @@ impl Second {
         merge_into(&mut self.publish, o.publish);
         merge_into(&mut self.e2e, o.e2e);
         merge_into(&mut self.delay, o.delay);
+        self.stall_count += o.stall_count;
+        self.stall_max_ms = self.stall_max_ms.max(o.stall_max_ms);
+        self.broker_stall_max_ms = self.broker_stall_max_ms.max(o.broker_stall_max_ms);
     }
 }
 
@@ -373,6 +381,23 @@ fn set_setup_error(shared: &Shared, e: String) {
 
 /// Starts the consumer executor (if any consumers): it looks up the read queues, takes their
 /// max offsets as start points, then signals `ready` and pulls until `stop_pull`.
+/// Records this executor's event-loop stalls into its seconds (the executor is always busy
+/// during a run, so the probe never takes its idle interval).
+fn probe_stalls(local: &Rc<RefCell<Local>>, epoch: Instant) {
+    let local = local.clone();
+    let turns = std::cell::Cell::new(0u64);
+    let busy = move || {
+        turns.set(turns.get().wrapping_add(1));
+        turns.get()
+    };
+    crate::runtime::lag::spawn_probe(busy, move |stall| {
+        let mut l = local.borrow_mut();
+        let sec = l.sec(epoch, Instant::now());
+        sec.stall_count += 1;
+        sec.stall_max_ms = sec.stall_max_ms.max(stall.lag_ms);
+    });
+}
+
 pub fn spawn_consumers(
     load: &Load,
     epoch: Instant,
@@ -398,6 +423,7 @@ pub fn spawn_consumers(
                 }
             };
             let local = Rc::new(RefCell::new(Local::default()));
+            probe_stalls(&local, epoch);
             let done = Rc::new(std::cell::Cell::new(false));
             let fl = glommio::spawn_local(flusher(local.clone(), shared.clone(), done.clone()));
             let ctx = Rc::new(ConsumerCtx {
@@ -479,6 +505,7 @@ pub fn spawn_producers(
                     return set_setup_error(&shared, "no writable queue in the route".into());
                 }
                 let local = Rc::new(RefCell::new(Local::default()));
+                probe_stalls(&local, epoch);
                 let done = Rc::new(std::cell::Cell::new(false));
                 let fl = glommio::spawn_local(flusher(local.clone(), shared.clone(), done.clone()));
                 let ctx = Rc::new(ProducerCtx {

@@ -72,6 +72,11 @@ pub struct BrokerShard {
     pub namesrv_clients: Vec<crate::net::RemotingClient>,
     /// This shard's replication state (master: connected slaves and SYNC_MASTER waits).
     pub ha: crate::ha::ShardHaRef,
+    /// This shard's event-loop stalls (`runtime::lag`), shown in GET_BROKER_RUNTIME_INFO.
+    pub stalls: RefCell<crate::runtime::lag::Stalls>,
+    /// Requests this shard has served (wraps); with the store's end, the lag probe's sign of
+    /// activity.
+    pub requests: std::cell::Cell<u64>,
 }
 
 impl std::fmt::Debug for BrokerShard {

@@ -26,6 +26,7 @@ impl Handler for BrokerService {
         conn: Rc<Connection>,
     ) -> Option<RemotingCommand> {
         let shard = &self.shard;
+        shard.requests.set(shard.requests.get().wrapping_add(1));
         shard
             .conns
             .borrow_mut()

@@ -9,6 +9,8 @@
 //! wakes a task from another thread through its foreign-waker queue (an eventfd), so no
 //! executor ever blocks on a cross-shard message.
 
+pub mod lag;
+
 use std::future::Future;
 use std::pin::Pin;
 use std::rc::Rc;

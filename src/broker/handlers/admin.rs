@@ -145,11 +145,15 @@ fn message_queue_key(broker: &str, queue_id: u32, topic: &str) -> String {
 /// GET_BROKER_RUNTIME_INFO: the keys mqadmin `clusterList`/`brokerStatus` and the console read.
 pub async fn runtime_info(shard: &Rc<BrokerShard>, req: &RemotingCommand) -> HandlerResult {
     let mut puts = 0u64;
+    let mut stalls = crate::runtime::lag::Stalls::default();
     for target in 0..shard.mesh.shard_count() {
-        let stats = shard
-            .on_shard(target, |s| Box::pin(async move { s.store.stats() }))
+        let (stats, shard_stalls) = shard
+            .on_shard(target, |s| {
+                Box::pin(async move { (s.store.stats(), s.stalls.borrow().clone()) })
+            })
             .await?;
         puts += stats.put_message_count;
+        stalls.merge(&shard_stalls);
     }
     let table = serde_json::json!({
         "brokerVersionDesc": "V4_9_8",
@@ -177,6 +181,11 @@ pub async fn runtime_info(shard: &Rc<BrokerShard>, req: &RemotingCommand) -> Han
         "pullThreadPoolQueueHeadWaitTimeMills": "0",
         "dispatchBehindBytes": "0",
         "remainHowManyDataToFlush": "0 B",
+        // shardmq's own: event-loop stalls of all shards (runtime::lag), for mqbench and
+        // operators. Count and max since boot; the last ones as `epochMs:lagMs` words.
+        "shardmqLoopStallCount": stalls.count.to_string(),
+        "shardmqLoopStallMaxMs": stalls.max_ms.to_string(),
+        "shardmqLoopStalls": stalls.to_words(),
     });
     let body = serde_json::json!({ "table": table }).to_string();
     Ok(Some(
