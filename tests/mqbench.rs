@@ -235,6 +235,13 @@ fn coordinated_omission_stall_shows_in_open_loop_only() {
             r["stalls"]
         );
         assert!(client < broker, "{name}: {}", r["stalls"]);
+        // A stopped process is neither on a CPU nor waiting for one.
+        let off = &r["stalls"]["broker"]["by_cause"]["off_cpu_max_ms"];
+        assert!(
+            off.as_u64() >= Some(800),
+            "{name}: the stop is not an off-CPU stall: {}",
+            r["stalls"]
+        );
         let seconds = r["series"].as_array().expect("series");
         assert!(
             seconds
@@ -245,7 +252,7 @@ fn coordinated_omission_stall_shows_in_open_loop_only() {
     }
     let logs = c.logs();
     assert!(
-        logs.contains("shard event loop stalled"),
+        logs.contains("shard event loop stalled") && logs.contains("the thread was off the CPU"),
         "the broker did not log its stall:\n{logs}"
     );
 }

@@ -390,10 +390,7 @@ fn phase(
         let in_window = st.at_ms >= epoch_wall_ms + warm_ms
             && st.at_ms < epoch_wall_ms.saturating_add(warm_ms).saturating_add(dur_ms);
         if let (true, Some(b)) = (in_window, stalls.broker.as_mut()) {
-            b.add(&report::LoopStalls {
-                count: 1,
-                max_ms: st.lag_ms,
-            });
+            b.add_stall(st);
         }
     }
     let mut publish = new_hist();
@@ -408,10 +405,7 @@ fn phase(
         counts.received += v.received;
         let in_window = *s >= warm && *s < warm + dur;
         if in_window {
-            stalls.client.add(&report::LoopStalls {
-                count: v.stall_count,
-                max_ms: v.stall_max_ms,
-            });
+            stalls.client.add(&v.stalls);
             counts.window_acked += v.acked;
             counts.window_received += v.received;
             counts.window_sent += v.sent;
@@ -438,7 +432,7 @@ fn phase(
             publish_p99_us: p.map_or(0, |h| pct(h, 0.99)),
             publish_max_us: p.map_or(0, |h| if h.is_empty() { 0 } else { h.max() }),
             e2e_p99_us: v.e2e.as_ref().map_or(0, |h| pct(h, 0.99)),
-            client_stall_max_ms: v.stall_max_ms,
+            client_stall_max_ms: v.stalls.max_ms,
             broker_stall_max_ms: v.broker_stall_max_ms,
         });
     }

@@ -122,17 +122,43 @@ pub struct SecondRow {
     pub broker_stall_max_ms: u64,
 }
 
-/// Event-loop stalls (`runtime::lag`: a timer at least 5 ms late) in the measured window.
+/// Event-loop stalls (`runtime::lag`: a timer at least 5 ms late) in the measured window,
+/// with where the stalled thread was (busy on the CPU, starved of one, or off it).
 #[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
 pub struct LoopStalls {
     pub count: u64,
     pub max_ms: u64,
+    #[serde(default)]
+    pub by_cause: crate::runtime::lag::ByCause,
 }
 
 impl LoopStalls {
     pub fn add(&mut self, o: &LoopStalls) {
         self.count += o.count;
         self.max_ms = self.max_ms.max(o.max_ms);
+        self.by_cause.merge(&o.by_cause);
+    }
+
+    pub fn add_stall(&mut self, s: &crate::runtime::lag::Stall) {
+        self.count += 1;
+        self.max_ms = self.max_ms.max(s.lag_ms);
+        self.by_cause.add(s);
+    }
+
+    /// "3 (max 40 ms: busy 0, starved 2 max 40, off-CPU 1 max 6)".
+    pub fn describe(&self) -> String {
+        let c = &self.by_cause;
+        format!(
+            "{} (max {} ms: busy {} max {}, starved {} max {}, off-CPU {} max {})",
+            self.count,
+            self.max_ms,
+            c.busy,
+            c.busy_max_ms,
+            c.starved,
+            c.starved_max_ms,
+            c.off_cpu,
+            c.off_cpu_max_ms
+        )
     }
 }
 
@@ -267,13 +293,11 @@ pub fn table(r: &BenchResult) -> String {
     }
     let _ = writeln!(
         s,
-        "event-loop stalls >= 5 ms: broker {}, mqbench {} ({} max ms)",
-        r.stalls.broker.map_or("not reported".into(), |b| format!(
-            "{} ({} max ms)",
-            b.count, b.max_ms
-        )),
-        r.stalls.client.count,
-        r.stalls.client.max_ms
+        "event-loop stalls >= 5 ms: broker {}; mqbench {}",
+        r.stalls
+            .broker
+            .map_or("not reported".into(), |b| b.describe()),
+        r.stalls.client.describe()
     );
     let q = &r.ratios;
     let _ = writeln!(

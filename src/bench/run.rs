@@ -72,8 +72,7 @@ pub struct Second {
     pub e2e: Option<Histogram<u64>>,
     pub delay: Option<Histogram<u64>>,
     /// Event-loop stalls of this process's executors (`runtime::lag`) in this second.
-    pub stall_count: u64,
-    pub stall_max_ms: u64,
+    pub stalls: super::report::LoopStalls,
     /// The brokers' longest shard stall in this second (filled in after the run).
     pub broker_stall_max_ms: u64,
 }
@@ -98,8 +97,7 @@ impl Second {
         merge_into(&mut self.publish, o.publish);
         merge_into(&mut self.e2e, o.e2e);
         merge_into(&mut self.delay, o.delay);
-        self.stall_count += o.stall_count;
-        self.stall_max_ms = self.stall_max_ms.max(o.stall_max_ms);
+        self.stalls.add(&o.stalls);
         self.broker_stall_max_ms = self.broker_stall_max_ms.max(o.broker_stall_max_ms);
     }
 }
@@ -393,8 +391,7 @@ fn probe_stalls(local: &Rc<RefCell<Local>>, epoch: Instant) {
     crate::runtime::lag::spawn_probe(busy, move |stall| {
         let mut l = local.borrow_mut();
         let sec = l.sec(epoch, Instant::now());
-        sec.stall_count += 1;
-        sec.stall_max_ms = sec.stall_max_ms.max(stall.lag_ms);
+        sec.stalls.add_stall(&stall);
     });
 }
 

@@ -313,12 +313,22 @@ fn watch_stalls(shard: &Rc<BrokerShard>) {
             return;
         }
         last_log = Some(std::time::Instant::now());
+        let why = match stall.cause {
+            crate::runtime::lag::Cause::Busy => "the thread was on the CPU: a task did not yield",
+            crate::runtime::lag::Cause::Starved => {
+                "the thread was runnable but had no CPU: the host or other threads had the cores"
+            }
+            crate::runtime::lag::Cause::OffCpu => {
+                "the thread was off the CPU: a blocking syscall, or the process was stopped"
+            }
+            crate::runtime::lag::Cause::Unknown => "its schedstat could not be read",
+        };
         tracing::warn!(
             shard = id,
             lag_ms = stall.lag_ms,
+            cause = ?stall.cause,
             unlogged_since_last = unlogged,
-            "shard event loop stalled: a timer ran {} ms late (a task that did not yield, a \
-             blocking syscall, or the host not scheduling the thread)",
+            "shard event loop stalled: a timer ran {} ms late; {why}",
             stall.lag_ms
         );
         unlogged = 0;
