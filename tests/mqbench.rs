@@ -235,6 +235,12 @@ fn coordinated_omission_stall_shows_in_open_loop_only() {
             r["stalls"]
         );
         assert!(client < broker, "{name}: {}", r["stalls"]);
+        let steal = r["stalls"]["host_steal_pct"].as_f64();
+        assert!(
+            steal.is_some_and(|p| (0.0..=100.0).contains(&p)),
+            "{name}: no host steal figure: {}",
+            r["stalls"]
+        );
         // A stopped process is neither on a CPU nor waiting for one.
         let off = &r["stalls"]["broker"]["by_cause"]["off_cpu_max_ms"];
         assert!(

@@ -149,6 +149,28 @@ pub fn process_cpu_us(pid: u32) -> Option<u64> {
     Some((utime + stime) * 1_000_000 / tck.max(1))
 }
 
+/// The host's CPU time so far, all CPUs, in clock ticks: (total, stolen by the hypervisor)
+/// (`/proc/stat`, first line). Steal is time a virtual CPU was ready but the hypervisor ran
+/// something else: inside the guest it looks like time on the CPU that did nothing.
+pub fn host_cpu_ticks() -> Option<(u64, u64)> {
+    let text = fs::read_to_string("/proc/stat").ok()?;
+    let line = text.lines().next()?.strip_prefix("cpu ")?;
+    let f: Vec<u64> = line
+        .split_whitespace()
+        .map(|w| w.parse().ok())
+        .collect::<Option<_>>()?;
+    // user nice system idle iowait irq softirq steal [guest guest_nice, counted in user/nice]
+    let total = f.iter().take(8).sum();
+    Some((total, *f.get(7)?))
+}
+
+/// Percent of the host's CPU time stolen between two [`host_cpu_ticks`] samples.
+pub fn steal_pct(from: (u64, u64), to: (u64, u64)) -> Option<f64> {
+    let total = to.0.checked_sub(from.0)?;
+    let steal = to.1.checked_sub(from.1)?;
+    (total > 0).then(|| steal as f64 * 100.0 / total as f64)
+}
+
 /// The pid of the only running process named `name` (None when none or several).
 pub fn find_process(name: &str) -> Option<u32> {
     let mut found = Vec::new();
@@ -179,6 +201,22 @@ mod tests {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("target");
         let r = fsync_latency(&dir, 5, Duration::from_secs(5)).unwrap();
         assert_eq!(r.write_fdatasync_4k_us.count, 5);
+    }
+
+    #[test]
+    fn host_steal_is_a_share_of_the_cpu_time_between_two_samples() {
+        let a = host_cpu_ticks().expect("/proc/stat");
+        let t = Instant::now();
+        while t.elapsed() < Duration::from_millis(50) {
+            std::hint::black_box(t.elapsed());
+        }
+        let b = host_cpu_ticks().expect("/proc/stat");
+        assert!(b.0 > a.0 && b.1 >= a.1 && a.1 <= a.0);
+        let p = steal_pct(a, b).expect("time went on");
+        assert!((0.0..=100.0).contains(&p));
+        assert_eq!(steal_pct((100, 10), (200, 35)), Some(25.0));
+        assert_eq!(steal_pct((100, 10), (100, 10)), None);
+        assert_eq!(steal_pct((200, 10), (100, 10)), None);
     }
 
     #[test]

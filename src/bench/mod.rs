@@ -330,14 +330,29 @@ fn phase(
         None
     };
     let mut cpu_to = None;
+    // Hypervisor steal: per second (sampled on this thread's tick, so "about" that second) and
+    // over the measured window.
+    let mut steal_at = limits::host_cpu_ticks();
+    let mut steal_per_sec: std::collections::BTreeMap<u64, f64> = Default::default();
+    let (mut steal_from, mut steal_to) = (if warm == 0 { steal_at } else { None }, None);
     let mut sec = 1u64;
     while Instant::now() < end_send + Duration::from_millis(300) {
         sleep_until(epoch + Duration::from_millis(sec * 1000 + 300));
+        let ticks = limits::host_cpu_ticks();
+        if let Some(p) = steal_at
+            .zip(ticks)
+            .and_then(|(a, b)| limits::steal_pct(a, b))
+        {
+            steal_per_sec.insert(sec - 1, p);
+        }
+        steal_at = ticks;
         if sec == warm && warm > 0 {
             cpu_from = broker_pid.and_then(limits::process_cpu_us);
+            steal_from = ticks;
         }
         if sec == warm + dur {
             cpu_to = broker_pid.and_then(limits::process_cpu_us);
+            steal_to = ticks;
         }
         collect(&mut seconds);
         if !o.quiet {
@@ -377,6 +392,9 @@ fn phase(
         broker: broker_stalls
             .as_ref()
             .map(|_| report::LoopStalls::default()),
+        host_steal_pct: steal_from
+            .zip(steal_to)
+            .and_then(|(a, b)| limits::steal_pct(a, b)),
         ..Default::default()
     };
     // A broker stall's second, counted from the epoch like every other figure of the run.
@@ -434,6 +452,7 @@ fn phase(
             e2e_p99_us: v.e2e.as_ref().map_or(0, |h| pct(h, 0.99)),
             client_stall_max_ms: v.stalls.max_ms,
             broker_stall_max_ms: v.broker_stall_max_ms,
+            host_steal_pct: steal_per_sec.get(s).copied(),
         });
     }
     let d = dur as f64;
@@ -527,6 +546,12 @@ pub fn merge_results(runs: &[BenchResult]) -> Option<BenchResult> {
             .iter()
             .all(|r| r.stalls.broker.is_some())
             .then(report::LoopStalls::default),
+        // Runs of equal length: the mean of their steal is the steal of all of them.
+        host_steal_pct: runs
+            .iter()
+            .map(|r| r.stalls.host_steal_pct)
+            .sum::<Option<f64>>()
+            .map(|total| total / runs.len().max(1) as f64),
         ..Default::default()
     };
     for r in runs {
