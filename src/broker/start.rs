@@ -319,7 +319,8 @@ fn watch_stalls(shard: &Rc<BrokerShard>) {
                 "the thread was runnable but had no CPU: the host or other threads had the cores"
             }
             crate::runtime::lag::Cause::OffCpu => {
-                "the thread was off the CPU: a blocking syscall, or the process was stopped"
+                "the thread was off the CPU: a blocking syscall, the process was stopped, or the \
+                 hypervisor took the CPU"
             }
             crate::runtime::lag::Cause::Unknown => "its schedstat could not be read",
         };

@@ -11,8 +11,9 @@
 //! Each stall says where the loop's thread spent it ([`Cause`]), from the thread's own
 //! `/proc/thread-self/schedstat` (CPU time and run-queue wait, read once a tick with one
 //! `pread`): on the CPU (a task ran without yielding), runnable but waiting for a CPU (the host
-//! or other threads had the cores), or off the CPU without waiting (a blocking syscall, or the
-//! process was stopped). A stall of the first kind is a bug of ours; of the second, the host's.
+//! or other threads had the cores), or off the CPU without waiting (a blocking syscall, the
+//! process was stopped, or the hypervisor took the virtual CPU). A stall of the first kind is
+//! a bug of ours; of the second, the host's.
 //!
 //! A stall longer than the interval is measured whole; a shorter one only in part (by how far
 //! it ran past the timer's due time). Cost: one timer per loop, checked in turns a busy loop
@@ -46,7 +47,9 @@ pub enum Cause {
     Busy,
     /// Runnable, waiting for a CPU for most of it: the host or other threads had the cores.
     Starved,
-    /// Neither: blocked in a syscall, or the process was stopped.
+    /// Neither: blocked in a syscall, the process was stopped, or (on a VM) the hypervisor
+    /// ran another guest on this virtual CPU: steal time counts as neither run nor wait here,
+    /// so mqbench reports the host's steal beside the stalls.
     OffCpu,
     /// The thread's schedstat could not be read.
     #[default]
