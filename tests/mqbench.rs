@@ -306,3 +306,59 @@ fn bench_compare_script_writes_a_side_by_side_report() {
         assert!(out.join(f).exists(), "{f} missing");
     }
 }
+
+/// A slow disk (every group-commit fdatasync held 40 ms by a fault point) shows in the report as
+/// slow broker flushes of that length, not as stalls of the broker's loop: the outlier is
+/// attributed to the device.
+#[test]
+fn a_slow_disk_shows_as_slow_flushes_not_loop_stalls() {
+    let c = Cluster::start_with(
+        "mqbench_slow_disk",
+        Flush::Sync,
+        "",
+        &[("SHARDMQ_FAULTS", "fdatasync_delay_ms=40")],
+    );
+    let args = [
+        "--closed-loop",
+        "--rate",
+        "0",
+        "--producers",
+        "2",
+        "--consumers",
+        "0",
+        "--warmup",
+        "0",
+        "--duration",
+        "3",
+        "--skip-limits",
+        "--queues",
+        "2",
+    ];
+    let r = mqbench(&c, &c.dir.file("slow-disk.json"), &args, None);
+    let flush = &r["stalls"]["broker_flush"];
+    assert!(
+        flush["count"].as_u64() >= Some(10) && flush["max_ms"].as_u64() >= Some(40),
+        "40 ms flushes not reported: {}",
+        r["stalls"]
+    );
+    let loop_max = r["stalls"]["broker"]["max_ms"]
+        .as_u64()
+        .expect("broker stalls");
+    assert!(
+        loop_max < 40,
+        "the broker's loop did not stall, only its disk was slow: {}",
+        r["stalls"]
+    );
+    let p50 = r["publish_us"]["p50"].as_u64().expect("p50");
+    assert!(
+        p50 >= 40_000,
+        "every send waited for a 40 ms flush: p50 {p50} µs"
+    );
+    let seconds = r["series"].as_array().expect("series");
+    assert!(
+        seconds
+            .iter()
+            .any(|s| s["broker_flush_max_ms"].as_u64() >= Some(40)),
+        "no second of the series shows a slow flush"
+    );
+}

@@ -264,19 +264,28 @@ fn sleep_until(t: Instant) {
     }
 }
 
-/// One load phase at `load.rate`.
-/// The brokers' shard stalls (GET_BROKER_RUNTIME_INFO, `shardmqLoopStalls`), merged; `None`
-/// when a broker does not report them (upstream) or does not answer.
-fn broker_stalls(o: &Options, brokers: &[String]) -> Option<Vec<crate::runtime::lag::Stall>> {
+/// What the brokers say about a run's outliers (GET_BROKER_RUNTIME_INFO): their shards' loop
+/// stalls (`shardmqLoopStalls`) and slow group-commit flushes (`shardmqSlowFlushes`), each
+/// merged over the brokers.
+struct BrokerEvents {
+    stalls: Vec<crate::runtime::lag::Stall>,
+    flushes: Vec<crate::runtime::lag::Stall>,
+}
+
+/// `None` when a broker does not report them (upstream) or does not answer.
+fn broker_events(o: &Options, brokers: &[String]) -> Option<BrokerEvents> {
     let (ns, timeout, brokers) = (o.load.namesrv.clone(), o.load.timeout, brokers.to_vec());
     on_executor("mqbench-stalls", move || async move {
         let c = MqClient::new(&ns, timeout).ok()?;
-        let mut all = Vec::new();
+        let mut all = BrokerEvents {
+            stalls: Vec::new(),
+            flushes: Vec::new(),
+        };
         for a in &brokers {
             let info = c.runtime_info(a).await.ok()?;
-            all.extend(crate::runtime::lag::Stalls::from_words(
-                info.get("shardmqLoopStalls")?,
-            ));
+            let words = |key: &str| info.get(key).map(crate::runtime::lag::Stalls::from_words);
+            all.stalls.extend(words("shardmqLoopStalls")?);
+            all.flushes.extend(words("shardmqSlowFlushes")?);
         }
         Some(all)
     })
@@ -284,6 +293,7 @@ fn broker_stalls(o: &Options, brokers: &[String]) -> Option<Vec<crate::runtime::
     .flatten()
 }
 
+/// One load phase at `load.rate`.
 fn phase(
     o: &Options,
     load: &Load,
@@ -387,28 +397,38 @@ fn phase(
     collect(&mut seconds);
     let warm_ms = i64::try_from(warm.saturating_mul(1000)).unwrap_or(i64::MAX);
     let dur_ms = i64::try_from(dur.saturating_mul(1000)).unwrap_or(i64::MAX);
-    let broker_stalls = broker_stalls(o, brokers);
+    let events = broker_events(o, brokers);
     let mut stalls = report::StallReport {
-        broker: broker_stalls
-            .as_ref()
-            .map(|_| report::LoopStalls::default()),
+        broker: events.as_ref().map(|_| report::LoopStalls::default()),
+        broker_flush: events.as_ref().map(|_| report::LoopStalls::default()),
         host_steal_pct: steal_from
             .zip(steal_to)
             .and_then(|(a, b)| limits::steal_pct(a, b)),
         ..Default::default()
     };
-    // A broker stall's second, counted from the epoch like every other figure of the run.
+    // A broker event's second, counted from the epoch like every other figure of the run.
     let broker_sec = |at_ms: i64| u64::try_from((at_ms - epoch_wall_ms).div_euclid(1000)).ok();
-    for st in broker_stalls.iter().flatten() {
-        let Some(sec) = broker_sec(st.at_ms) else {
-            continue;
-        };
-        let v = seconds.entry(sec).or_default();
-        v.broker_stall_max_ms = v.broker_stall_max_ms.max(st.lag_ms);
-        let in_window = st.at_ms >= epoch_wall_ms + warm_ms
-            && st.at_ms < epoch_wall_ms.saturating_add(warm_ms).saturating_add(dur_ms);
-        if let (true, Some(b)) = (in_window, stalls.broker.as_mut()) {
-            b.add_stall(st);
+    let in_window = |at_ms: i64| {
+        at_ms >= epoch_wall_ms + warm_ms
+            && at_ms < epoch_wall_ms.saturating_add(warm_ms).saturating_add(dur_ms)
+    };
+    if let Some(ev) = &events {
+        for (list, flush) in [(&ev.stalls, false), (&ev.flushes, true)] {
+            for st in list {
+                let Some(sec) = broker_sec(st.at_ms) else {
+                    continue;
+                };
+                let v = seconds.entry(sec).or_default();
+                let (max, total) = if flush {
+                    (&mut v.broker_flush_max_ms, stalls.broker_flush.as_mut())
+                } else {
+                    (&mut v.broker_stall_max_ms, stalls.broker.as_mut())
+                };
+                *max = (*max).max(st.lag_ms);
+                if let (true, Some(t)) = (in_window(st.at_ms), total) {
+                    t.add_stall(st);
+                }
+            }
         }
     }
     let mut publish = new_hist();
@@ -452,6 +472,7 @@ fn phase(
             e2e_p99_us: v.e2e.as_ref().map_or(0, |h| pct(h, 0.99)),
             client_stall_max_ms: v.stalls.max_ms,
             broker_stall_max_ms: v.broker_stall_max_ms,
+            broker_flush_max_ms: v.broker_flush_max_ms,
             host_steal_pct: steal_per_sec.get(s).copied(),
         });
     }
@@ -546,6 +567,10 @@ pub fn merge_results(runs: &[BenchResult]) -> Option<BenchResult> {
             .iter()
             .all(|r| r.stalls.broker.is_some())
             .then(report::LoopStalls::default),
+        broker_flush: runs
+            .iter()
+            .all(|r| r.stalls.broker_flush.is_some())
+            .then(report::LoopStalls::default),
         // Runs of equal length: the mean of their steal is the steal of all of them.
         host_steal_pct: runs
             .iter()
@@ -557,6 +582,9 @@ pub fn merge_results(runs: &[BenchResult]) -> Option<BenchResult> {
     for r in runs {
         stalls.client.add(&r.stalls.client);
         if let (Some(m), Some(b)) = (stalls.broker.as_mut(), r.stalls.broker.as_ref()) {
+            m.add(b);
+        }
+        if let (Some(m), Some(b)) = (stalls.broker_flush.as_mut(), r.stalls.broker_flush.as_ref()) {
             m.add(b);
         }
         let _ = p.add(from_buckets(&r.histograms.publish));

@@ -75,6 +75,8 @@ pub struct Second {
     pub stalls: super::report::LoopStalls,
     /// The brokers' longest shard stall in this second (filled in after the run).
     pub broker_stall_max_ms: u64,
+    /// The brokers' longest group-commit flush in this second (filled in after the run).
+    pub broker_flush_max_ms: u64,
 }
 
 fn merge_into(dst: &mut Option<Histogram<u64>>, src: Option<Histogram<u64>>) {
@@ -99,6 +101,7 @@ impl Second {
         merge_into(&mut self.delay, o.delay);
         self.stalls.add(&o.stalls);
         self.broker_stall_max_ms = self.broker_stall_max_ms.max(o.broker_stall_max_ms);
+        self.broker_flush_max_ms = self.broker_flush_max_ms.max(o.broker_flush_max_ms);
     }
 }
 

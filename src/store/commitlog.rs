@@ -216,6 +216,10 @@ pub struct ShardStore {
     pub(crate) index: super::index::ShardIndex,
     pub(crate) shard_dir: PathBuf,
     stats: Cell<StoreStats>,
+    /// Group-commit batches whose write plus fdatasync took [`SLOW_FLUSH`] or more (when and
+    /// how long; the `Stall` cause is unused): a latency outlier of a durable send that the
+    /// shard's loop did not see is usually the device's, and this says so.
+    slow_flushes: RefCell<crate::runtime::lag::Stalls>,
     pub(super) notify: Rc<Notify>,
     /// Wakes the flush-timeout watchdog when puts start waiting (completion.rs).
     watch: Rc<Notify>,
@@ -284,6 +288,7 @@ impl ShardStore {
         let pool_limit = write_pool_limit(cfg.group_commit_max_bytes);
         let store = Rc::new_cyclic(|me| ShardStore {
             me: me.clone(),
+            slow_flushes: RefCell::default(),
             stats: Cell::new(StoreStats {
                 min_local_offset: min,
                 max_local_offset: r.end,
@@ -653,6 +658,7 @@ impl ShardStore {
 
     /// Flushes the oldest pending batch. Returns false when there was none.
     async fn flush_one(&self) -> bool {
+        let started = Instant::now();
         let mut batch = {
             let mut log = self.log.borrow_mut();
             let Some(batch) = log.batches.pop_front() else {
@@ -679,6 +685,16 @@ impl ShardStore {
         match res {
             Ok(()) => self.make_visible(batch),
             Err(e) => self.fail_all(batch, e),
+        }
+        let took = started.elapsed();
+        if took >= SLOW_FLUSH {
+            self.slow_flushes
+                .borrow_mut()
+                .record(crate::runtime::lag::Stall {
+                    at_ms: crate::runtime::now_ms(),
+                    lag_ms: u64::try_from(took.as_millis()).unwrap_or(u64::MAX),
+                    cause: crate::runtime::lag::Cause::Unknown,
+                });
         }
         let mut log = self.log.borrow_mut();
         log.flushing = false;
@@ -1047,6 +1063,11 @@ impl ShardStore {
         *self.listener.borrow_mut() = Some(Rc::new(f));
     }
 
+    /// The slow group-commit flushes so far (see `slow_flushes`).
+    pub fn slow_flushes(&self) -> crate::runtime::lag::Stalls {
+        self.slow_flushes.borrow().clone()
+    }
+
     pub fn stats(&self) -> StoreStats {
         let WritePoolStats { allocated, reused } = self.pool.borrow().stats();
         StoreStats {
@@ -1248,6 +1269,10 @@ fn spawn_watchdog(weak: Weak<ShardStore>, wake: Rc<Notify>) {
     })
     .detach();
 }
+
+/// A group-commit flush (write, and with SYNC_FLUSH its fdatasync) at least this long is kept
+/// in the shard's slow-flush record (the same threshold as a loop stall).
+pub const SLOW_FLUSH: Duration = crate::runtime::lag::STALL_MIN;
 
 /// Async-mode fdatasync timer and the CQ/checkpoint timer.
 fn spawn_periodic(weak: Weak<ShardStore>) {

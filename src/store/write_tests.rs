@@ -284,3 +284,41 @@ fn wait_false_resolves_before_the_fdatasync() {
     });
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A slow group commit is kept with its length (what mqbench reads as the device's share of an
+/// outlier); a quick one is not.
+#[test]
+fn a_slow_group_commit_is_recorded_with_its_length() {
+    let dir = test_dir("slow-flush");
+    let c = cfg(&dir, FlushMode::Sync, 1 << 20);
+    run(move || async move {
+        let quick = ShardStore::open_with_faults(c.clone(), ShardId(0), false, Faults::default())
+            .await
+            .unwrap();
+        assert_eq!(quick.put(one(0)).await.unwrap().status, PutStatus::Ok);
+        let fast: Vec<_> = quick.slow_flushes().recent.into_iter().collect();
+        assert!(
+            fast.iter().all(|s| s.lag_ms < 40),
+            "a plain fdatasync recorded as 40 ms or more: {fast:?}"
+        );
+        quick.shutdown().await.unwrap();
+        drop(quick);
+        let f = Faults::parse("fdatasync_delay_ms=60").unwrap();
+        let s = ShardStore::open_with_faults(c, ShardId(0), false, f)
+            .await
+            .unwrap();
+        let before = crate::runtime::now_ms();
+        assert_eq!(s.put(one(1)).await.unwrap().status, PutStatus::Ok);
+        let slow = s.slow_flushes();
+        let last = slow
+            .recent
+            .back()
+            .copied()
+            .expect("the 60 ms flush is kept");
+        assert!(last.lag_ms >= 60, "{slow:?}");
+        assert!(last.at_ms >= before, "{slow:?}");
+        assert!(slow.max_ms >= 60);
+        s.shutdown().await.unwrap();
+    });
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -146,14 +146,22 @@ fn message_queue_key(broker: &str, queue_id: u32, topic: &str) -> String {
 pub async fn runtime_info(shard: &Rc<BrokerShard>, req: &RemotingCommand) -> HandlerResult {
     let mut puts = 0u64;
     let mut stalls = crate::runtime::lag::Stalls::default();
+    let mut slow_flushes = crate::runtime::lag::Stalls::default();
     for target in 0..shard.mesh.shard_count() {
-        let (stats, shard_stalls) = shard
+        let (stats, shard_stalls, shard_flushes) = shard
             .on_shard(target, |s| {
-                Box::pin(async move { (s.store.stats(), s.stalls.borrow().clone()) })
+                Box::pin(async move {
+                    (
+                        s.store.stats(),
+                        s.stalls.borrow().clone(),
+                        s.store.slow_flushes(),
+                    )
+                })
             })
             .await?;
         puts += stats.put_message_count;
         stalls.merge(&shard_stalls);
+        slow_flushes.merge(&shard_flushes);
     }
     let table = serde_json::json!({
         "brokerVersionDesc": "V4_9_8",
@@ -186,6 +194,11 @@ pub async fn runtime_info(shard: &Rc<BrokerShard>, req: &RemotingCommand) -> Han
         "shardmqLoopStallCount": stalls.count.to_string(),
         "shardmqLoopStallMaxMs": stalls.max_ms.to_string(),
         "shardmqLoopStalls": stalls.to_words(),
+        // Group-commit flushes (write + fdatasync with SYNC_FLUSH) of 5 ms or more: the
+        // device's share of a send's latency, as `epochMs:ms` words.
+        "shardmqSlowFlushCount": slow_flushes.count.to_string(),
+        "shardmqSlowFlushMaxMs": slow_flushes.max_ms.to_string(),
+        "shardmqSlowFlushes": slow_flushes.to_words(),
     });
     let body = serde_json::json!({ "table": table }).to_string();
     Ok(Some(
