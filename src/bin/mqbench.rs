@@ -339,6 +339,10 @@ fn main_inner() -> Result<(), String> {
 }
 
 fn main() -> ExitCode {
+    // mqbench measures latency: its own loops must not stall on huge-page faults either.
+    if let Err(e) = shardmq::runtime::disable_transparent_huge_pages() {
+        eprintln!("mqbench: cannot turn transparent huge pages off (prctl): {e}");
+    }
     match main_inner() {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

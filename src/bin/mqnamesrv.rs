@@ -23,7 +23,14 @@ struct Args {
 }
 
 fn main() -> ExitCode {
+    // Before anything allocates much (the logger's thread and buffers included).
+    let thp = shardmq::runtime::disable_transparent_huge_pages();
     let _logs = shardmq::logging::init("namesrv");
+    if let Err(e) = thp {
+        tracing::warn!(
+            "cannot turn transparent huge pages off (prctl): {e}; expect page-fault stalls"
+        );
+    }
     let args = Args::parse();
     match run(args) {
         Ok(()) => ExitCode::SUCCESS,

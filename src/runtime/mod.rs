@@ -28,6 +28,23 @@ pub fn now_ms() -> i64 {
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
+/// Turns transparent huge pages off for this process (`prctl(PR_SET_THP_DISABLE)`); the
+/// servers and mqbench call it first thing in `main`. Why: mimalloc asks for huge pages on its
+/// heap (`MADV_HUGEPAGE`), and the first touch of a fresh 2 MiB page zeroes all of it in one
+/// fault; on this project's VMs that took 15–60 ms, on a shard's thread, in the middle of a
+/// request (mqbench's busy loop stalls; profile in ARCHITECTURE 39). With 4 KiB pages the same
+/// memory arrives a page at a time. The upstream JVM's answer to the same problem is
+/// `-XX:+AlwaysPreTouch`. Returns the OS error if the kernel refused.
+pub fn disable_transparent_huge_pages() -> std::io::Result<()> {
+    // SAFETY: prctl(2) with PR_SET_THP_DISABLE takes plain integers and touches no memory.
+    let r = unsafe { libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0) };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
 /// A future that lives on one shard.
 pub type LocalFuture<T> = Pin<Box<dyn Future<Output = T>>>;
 
