@@ -207,6 +207,7 @@ async fn store_run(dir: &Path, writers: usize, secs: Duration) -> StoreRun {
         max_message_size: 4 << 20,
         group_commit_max_bytes: GROUP_COMMIT_MAX_BYTES,
         read_cache_bytes: 16 << 20,
+        busy_timeout_ms: 1000,
         // Upstream's index geometry: every append is also indexed, as in production.
         index: shardmq::store::IndexConfig {
             dir: root.join("index"),

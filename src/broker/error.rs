@@ -85,6 +85,8 @@ fn store_code(e: &StoreError) -> i32 {
         StoreError::NotWritable(_) => response::SERVICE_NOT_AVAILABLE,
         // The remark is upstream's "service not available now, maybe disk full, ..." text.
         StoreError::DiskFull { .. } => response::SERVICE_NOT_AVAILABLE,
+        // Upstream's fast failure answers queued sends with SYSTEM_BUSY.
+        StoreError::Busy { .. } => response::SYSTEM_BUSY,
         _ => response::SYSTEM_ERROR,
     }
 }
@@ -115,5 +117,28 @@ mod tests {
         let remark = r.remark.unwrap_or_default();
         assert!(remark.starts_with(NOT_WRITABLE_REMARK), "{remark}");
         assert!(remark.contains("fdatasync"), "{remark}");
+    }
+
+    #[test]
+    fn a_busy_store_answers_system_busy_with_upstreams_remark() {
+        let req = RemotingCommand::request(310, 0);
+        let busy = StoreError::Busy {
+            waited_ms: 1200,
+            batches: 3,
+            why: "the oldest batch waiting to be written has waited over osPageCacheBusyTimeOutMills=1000 ms".into(),
+        };
+        let r = BrokerError::Store(busy).into_response(&req);
+        assert_eq!(r.code, response::SYSTEM_BUSY);
+        let remark = r.remark.unwrap_or_default();
+        assert!(
+            remark.starts_with(
+                "[PCBUSY_CLEAN_QUEUE]broker busy, start flow control for a while, period in queue: 1200ms, size of queue: 3 ("
+            ),
+            "{remark}"
+        );
+        assert!(
+            remark.contains("osPageCacheBusyTimeOutMills=1000"),
+            "{remark}"
+        );
     }
 }

@@ -169,6 +169,7 @@ pub fn from_config(c: &crate::config::BrokerConfig) -> Result<BrokerSettings, St
             group_commit_max_bytes: usize::try_from(c.shardmq.group_commit_max_bytes)
                 .unwrap_or(1 << 20),
             read_cache_bytes: usize::try_from(c.shardmq.read_cache_bytes).unwrap_or(64 << 20),
+            busy_timeout_ms: s.os_page_cache_busy_time_out_mills,
             index: crate::store::IndexConfig {
                 dir: s.store_path_index.clone(),
                 max_hash_slot_num: s.max_hash_slot_num,

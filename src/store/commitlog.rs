@@ -94,6 +94,8 @@ pub(super) struct Batch {
     pub(super) bytes: usize,
     pub(super) end: u64,
     pub(super) last_store_timestamp: i64,
+    /// When its first record was encoded (back-pressure measures the oldest waiting batch).
+    pub(super) opened: Option<Instant>,
 }
 
 impl Drop for Batch {
@@ -357,6 +359,7 @@ impl ShardStore {
                 if log.closed {
                     return Err(StoreError::ShutDown);
                 }
+                self.refuse_if_busy(&log)?;
                 let seg_end = self.current_segment_end(&log);
                 if log.write_pos + total + u64::from(BLANK_LEN) > seg_end
                     && log.next_segment.is_none()
@@ -654,6 +657,39 @@ impl ShardStore {
             })
             .detach();
         }
+    }
+
+    /// Back-pressure (upstream's fast failure): refuses a new put while the oldest batch that
+    /// waits to be written has waited `busy_timeout_ms`, or while [`MAX_WAITING_BATCHES`] wait
+    /// (each holds up to `group_commit_max_bytes`: this bounds the memory of a shard that
+    /// takes sends faster than its disk writes them). The batch being written is not counted:
+    /// a slow fdatasync alone makes puts wait in the next batch, up to these limits.
+    fn refuse_if_busy(&self, log: &Log) -> Result<(), StoreError> {
+        let Some(oldest) = log.batches.front() else {
+            return Ok(());
+        };
+        let waited = oldest.opened.map_or(Duration::ZERO, |t| t.elapsed());
+        let waited_ms = u64::try_from(waited.as_millis()).unwrap_or(u64::MAX);
+        let batches = log.batches.len();
+        let why = if waited_ms >= self.cfg.busy_timeout_ms {
+            format!(
+                "the oldest batch waiting to be written has waited over osPageCacheBusyTimeOutMills={} ms",
+                self.cfg.busy_timeout_ms
+            )
+        } else if batches >= MAX_WAITING_BATCHES {
+            format!(
+                "{batches} batches of up to {} bytes wait to be written; the limit is {MAX_WAITING_BATCHES}",
+                self.cfg.group_commit_max_bytes
+            )
+        } else {
+            return Ok(());
+        };
+        self.update_stats(|s| s.busy_refusals += 1);
+        Err(StoreError::Busy {
+            waited_ms,
+            batches,
+            why,
+        })
     }
 
     /// Flushes the oldest pending batch. Returns false when there was none.
@@ -1119,6 +1155,7 @@ pub(super) fn open_batch<'a>(
     if batches.back().is_none_or(|b| b.bytes >= max_bytes) {
         let mut b = spare.pop().unwrap_or_default();
         BatchDone::reset_if_unshared(&mut b.done);
+        b.opened = Some(Instant::now());
         batches.push_back(b);
     }
     batches
@@ -1269,6 +1306,11 @@ fn spawn_watchdog(weak: Weak<ShardStore>, wake: Rc<Notify>) {
     })
     .detach();
 }
+
+/// Back-pressure: at most this many group-commit batches wait to be written behind the one
+/// being written (see `refuse_if_busy`). 64 x the default 1 MiB batch bounds a shard's
+/// unwritten sends to 64 MiB.
+pub const MAX_WAITING_BATCHES: usize = 64;
 
 /// A group-commit flush (write, and with SYNC_FLUSH its fdatasync) at least this long is kept
 /// in the shard's slow-flush record (the same threshold as a loop stall).

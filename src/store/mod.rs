@@ -77,6 +77,9 @@ pub struct StoreConfig {
     /// Whole-record limit (4.3 rule).
     pub max_message_size: u32,
     pub group_commit_max_bytes: usize,
+    /// A send is refused as busy when the oldest group-commit batch still waiting to be written
+    /// has waited this long (upstream's `osPageCacheBusyTimeOutMills`, 1000 ms).
+    pub busy_timeout_ms: u64,
     pub read_cache_bytes: usize,
     /// The message-key index (index.rs).
     pub index: IndexConfig,
@@ -228,6 +231,8 @@ pub struct StoreStats {
     /// Puts that had to wait for the next commit-log file to be created (a roll that stalled;
     /// stays 0 while preallocation keeps a file ahead).
     pub roll_waits: u64,
+    /// Puts refused as busy (back-pressure, `refuse_if_busy`).
+    pub busy_refusals: u64,
     /// DMA write buffers allocated / reused from the shard's write pool.
     pub write_buffers_allocated: u64,
     pub write_buffers_reused: u64,
@@ -257,6 +262,14 @@ pub enum StoreError {
     Config(String),
     #[error("store is shut down")]
     ShutDown,
+    /// Back-pressure: the batches waiting to be written are too old or too many. The text is
+    /// upstream's fast-failure remark (SYSTEM_BUSY), with what exactly was over the limit.
+    #[error("[PCBUSY_CLEAN_QUEUE]broker busy, start flow control for a while, period in queue: {waited_ms}ms, size of queue: {batches} ({why})")]
+    Busy {
+        waited_ms: u64,
+        batches: usize,
+        why: String,
+    },
     /// The disk is over the warning ratio (retention.rs); the text is upstream's remark, with
     /// the used ratios of the commit-log, consume-queue and index partitions (-1: unknown).
     #[error("service not available now, maybe disk full, CL: {commitlog:5.2} CQ: {consume_queue:5.2} INDEX: {index:5.2}, maybe your broker machine memory too small.")]

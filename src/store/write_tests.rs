@@ -9,6 +9,7 @@ use std::rc::Rc;
 
 use bytes::Bytes;
 
+use super::commitlog::MAX_WAITING_BATCHES;
 use super::faults::Faults;
 use super::record::{self, Decoded};
 use super::*;
@@ -318,6 +319,107 @@ fn a_slow_group_commit_is_recorded_with_its_length() {
         assert!(last.lag_ms >= 60, "{slow:?}");
         assert!(last.at_ms >= before, "{slow:?}");
         assert!(slow.max_ms >= 60);
+        s.shutdown().await.unwrap();
+    });
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Back-pressure, by age: while a slow fdatasync holds the batch being written, puts wait in
+/// the next batch; once that batch has waited `busy_timeout_ms`, new puts are refused as busy
+/// (upstream's fast-failure remark), the waiting ones still succeed, and the store takes puts
+/// again by itself once the disk catches up.
+#[test]
+fn a_backlog_older_than_the_busy_timeout_refuses_new_puts_until_it_clears() {
+    let dir = test_dir("busy-age");
+    let c = StoreConfig {
+        busy_timeout_ms: 200,
+        ..cfg(&dir, FlushMode::Sync, 1 << 20)
+    };
+    run(move || async move {
+        let f = Faults::parse("fdatasync_delay_ms=700").unwrap();
+        let s = ShardStore::open_with_faults(c, ShardId(0), false, f)
+            .await
+            .unwrap();
+        let (s1, s2) = (s.clone(), s.clone());
+        let first = glommio::spawn_local(async move { s1.put(one(0)).await });
+        glommio::timer::sleep(std::time::Duration::from_millis(50)).await;
+        // The first batch is being written (its fdatasync takes 700 ms): this one waits.
+        let waiting = glommio::spawn_local(async move { s2.put(one(1)).await });
+        glommio::timer::sleep(std::time::Duration::from_millis(300)).await;
+        let refused = s.put(one(2)).await;
+        match &refused {
+            Err(
+                e @ StoreError::Busy {
+                    waited_ms,
+                    batches,
+                    why,
+                },
+            ) => {
+                assert!(*waited_ms >= 200 && *batches == 1, "{e}");
+                assert!(why.contains("osPageCacheBusyTimeOutMills=200"), "{e}");
+                assert!(
+                    e.to_string().starts_with("[PCBUSY_CLEAN_QUEUE]broker busy"),
+                    "{e}"
+                );
+            }
+            other => panic!("expected busy, got {other:?}"),
+        }
+        assert_eq!(first.await.unwrap().status, PutStatus::Ok);
+        assert_eq!(waiting.await.unwrap().status, PutStatus::Ok);
+        // The backlog is gone: puts are taken again (this one pays its own slow fdatasync).
+        assert_eq!(s.put(one(3)).await.unwrap().status, PutStatus::Ok);
+        assert_eq!(s.stats().busy_refusals, 1);
+        s.shutdown().await.unwrap();
+    });
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Back-pressure, by size: puts arriving faster than the disk writes them fill at most
+/// `MAX_WAITING_BATCHES` batches; the puts beyond are refused as busy instead of growing the
+/// shard's memory, and every put that was taken succeeds.
+#[test]
+fn at_most_max_waiting_batches_wait_behind_a_slow_disk() {
+    let dir = test_dir("busy-size");
+    let c = StoreConfig {
+        busy_timeout_ms: 60_000,
+        group_commit_max_bytes: 4096,
+        ..cfg(&dir, FlushMode::Sync, 4 << 20)
+    };
+    run(move || async move {
+        // Each batch's fdatasync takes 20 ms: the 400 puts below all arrive before the first
+        // one ends (and the 65 batches taken finish well inside the flush timeout).
+        let f = Faults::parse("fdatasync_delay_ms=20").unwrap();
+        let s = ShardStore::open_with_faults(c, ShardId(0), false, f)
+            .await
+            .unwrap();
+        // ~1.1 KiB records: a 4 KiB batch closes after 4 of them.
+        let puts: Vec<_> = (0..400)
+            .map(|i| {
+                let s = s.clone();
+                glommio::spawn_local(async move { s.put(sized(i, 1000)).await })
+            })
+            .collect();
+        let (mut ok, mut busy) = (0, 0);
+        for p in puts {
+            match p.await {
+                Ok(r) => {
+                    assert_eq!(r.status, PutStatus::Ok);
+                    ok += 1;
+                }
+                Err(StoreError::Busy { batches, why, .. }) => {
+                    assert_eq!(batches, MAX_WAITING_BATCHES, "{why}");
+                    busy += 1;
+                }
+                Err(e) => panic!("{e}"),
+            }
+        }
+        assert!(busy > 0, "400 puts never hit the limit");
+        // The batches written meanwhile plus MAX_WAITING_BATCHES of 3 to 4 records.
+        assert!(
+            (3 * MAX_WAITING_BATCHES..=4 * (MAX_WAITING_BATCHES + 2)).contains(&ok),
+            "{ok} puts taken"
+        );
+        assert_eq!(ok + busy, 400);
         s.shutdown().await.unwrap();
     });
     let _ = std::fs::remove_dir_all(&dir);
