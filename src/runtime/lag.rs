@@ -48,8 +48,9 @@ pub enum Cause {
     /// Runnable, waiting for a CPU for most of it: the host or other threads had the cores.
     Starved,
     /// Neither: blocked in a syscall, the process was stopped, or (on a VM) the hypervisor
-    /// ran another guest on this virtual CPU: steal time counts as neither run nor wait here,
-    /// so mqbench reports the host's steal beside the stalls.
+    /// ran another guest on this virtual CPU. Whether stolen time shows here or as busy
+    /// depends on the kernel's steal accounting, so mqbench reports the host's steal beside
+    /// the stalls.
     OffCpu,
     /// The thread's schedstat could not be read.
     #[default]
