@@ -341,11 +341,13 @@ fn a_slow_disk_shows_as_slow_flushes_not_loop_stalls() {
         "40 ms flushes not reported: {}",
         r["stalls"]
     );
-    let loop_max = r["stalls"]["broker"]["max_ms"]
+    // The loop itself never ran 40 ms without yielding (a busy CI host may still starve it:
+    // that is the host's, and reported as such).
+    let busy_max = r["stalls"]["broker"]["by_cause"]["busy_max_ms"]
         .as_u64()
-        .expect("broker stalls");
+        .expect("broker stalls by cause");
     assert!(
-        loop_max < 40,
+        busy_max < 40,
         "the broker's loop did not stall, only its disk was slow: {}",
         r["stalls"]
     );
