@@ -191,15 +191,6 @@ impl Stalls {
         self.recent.make_contiguous().sort_by_key(|s| s.at_ms);
     }
 
-    /// The kept stalls that happened in `[from_ms, to_ms]`.
-    pub fn between(&self, from_ms: i64, to_ms: i64) -> Vec<Stall> {
-        self.recent
-            .iter()
-            .filter(|s| s.at_ms >= from_ms && s.at_ms <= to_ms)
-            .copied()
-            .collect()
-    }
-
     /// `at_ms:lag_ms:cause` words, oldest first (the runtime-info form; the cause is one
     /// letter: b busy, s starved, o off-CPU, u unknown).
     pub fn to_words(&self) -> String {
@@ -379,7 +370,6 @@ mod tests {
         assert_eq!(back.len(), STALLS_KEPT + 1);
         assert!(back.windows(2).all(|p| p[0].at_ms <= p[1].at_ms));
         assert_eq!(back.iter().filter(|s| s.cause == Cause::Starved).count(), 1);
-        assert_eq!(a.between(1030, 1040).len(), 3);
         assert_eq!(
             Stalls::from_words("x 12:3 4: :5 7:8:o 9:9:s:extra"),
             vec![
