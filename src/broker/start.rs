@@ -295,7 +295,7 @@ fn watch_stalls(shard: &Rc<BrokerShard>) {
     let id = shard.id;
     let mut last_log: Option<std::time::Instant> = None;
     let mut unlogged = 0u64;
-    let counted = Rc::downgrade(shard);
+    let counted = weak.clone();
     // Requests served, or bytes written (a slave's replication serves no requests).
     let activity = move || {
         counted
@@ -313,24 +313,14 @@ fn watch_stalls(shard: &Rc<BrokerShard>) {
             return;
         }
         last_log = Some(std::time::Instant::now());
-        let why = match stall.cause {
-            crate::runtime::lag::Cause::Busy => "the thread was on the CPU: a task did not yield",
-            crate::runtime::lag::Cause::Starved => {
-                "the thread was runnable but had no CPU: the host or other threads had the cores"
-            }
-            crate::runtime::lag::Cause::OffCpu => {
-                "the thread was off the CPU: a blocking syscall, the process was stopped, or the \
-                 hypervisor took the CPU"
-            }
-            crate::runtime::lag::Cause::Unknown => "its schedstat could not be read",
-        };
         tracing::warn!(
             shard = id,
             lag_ms = stall.lag_ms,
             cause = ?stall.cause,
             unlogged_since_last = unlogged,
-            "shard event loop stalled: a timer ran {} ms late; {why}",
-            stall.lag_ms
+            "shard event loop stalled: a timer ran {} ms late; {}",
+            stall.lag_ms,
+            stall.cause.explain()
         );
         unlogged = 0;
     });

@@ -75,6 +75,21 @@ impl Cause {
         }
     }
 
+    /// Where the thread was, in words (the broker's stall log line).
+    pub fn explain(self) -> &'static str {
+        match self {
+            Cause::Busy => "the thread was on the CPU: a task did not yield",
+            Cause::Starved => {
+                "the thread was runnable but had no CPU: the host or other threads had the cores"
+            }
+            Cause::OffCpu => {
+                "the thread was off the CPU: a blocking syscall, the process was stopped, or the \
+                 hypervisor took the CPU"
+            }
+            Cause::Unknown => "its schedstat could not be read",
+        }
+    }
+
     fn letter(self) -> char {
         match self {
             Cause::Busy => 'b',
