@@ -380,8 +380,6 @@ fn set_setup_error(shared: &Shared, e: String) {
     shared.stop_pull.store(true, Ordering::Relaxed);
 }
 
-/// Starts the consumer executor (if any consumers): it looks up the read queues, takes their
-/// max offsets as start points, then signals `ready` and pulls until `stop_pull`.
 /// Records this executor's event-loop stalls into its seconds (the executor is always busy
 /// during a run, so the probe never takes its idle interval).
 fn probe_stalls(local: &Rc<RefCell<Local>>, epoch: Instant) {
@@ -398,6 +396,8 @@ fn probe_stalls(local: &Rc<RefCell<Local>>, epoch: Instant) {
     });
 }
 
+/// Starts the consumer executor (if any consumers): it looks up the read queues, takes their
+/// max offsets as start points, then signals `ready` and pulls until `stop_pull`.
 pub fn spawn_consumers(
     load: &Load,
     epoch: Instant,
