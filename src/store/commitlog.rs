@@ -5,8 +5,8 @@
 //! - `put` encodes into the pending batch (no I/O), wakes the flusher and waits. The flusher is
 //!   the only writer: it takes the oldest pending batch (everything that arrived while the
 //!   previous I/O ran, up to `group_commit_max_bytes`), issues one write per file touched
-//!   (Sync mode: aligned direct I/O, then one fdatasync per file; Async mode: a buffered write
-//!   into the page cache, fdatasync by the timer). Once written (`after_write`) the batch's
+//!   (Sync mode: aligned direct I/O, then one fdatasync per file; Async mode: a copy into the
+//!   file's shared mapping, i.e. the page cache (mapped.rs), fdatasync by the timer). Once written (`after_write`) the batch's
 //!   bytes go to the read cache and the HA shipper may send them (`written_end`); once durable
 //!   (`make_visible`) they are exposed: consume-queue dispatch, arrival listener, waiters.
 //!   Batches are flushed strictly in order.
@@ -22,8 +22,8 @@
 //!   read cache as is otherwise; sized from the previous batch), DMA write buffers come from
 //!   the shard's `WritePool`, and emptied batches are reused. A put waits on its batch's shared
 //!   completion (completion.rs: no channel or timer per put); what remains per put: its result.
-//!   Async mode adds one copy of each chunk per batch: glommio's buffered write owns its
-//!   buffer until it completes, and the chunk itself goes on to the read cache.
+//!   Async mode copies each chunk into the file's mapping (that copy is the write) and the
+//!   chunk itself goes on to the read cache.
 //! - An I/O error (write or fdatasync, real or injected through `faults`) fails every put of
 //!   its batch and of the batches queued behind it, and the store refuses puts from then on
 //!   (`StoreError::NotWritable`); reads of visible data go on.
@@ -39,13 +39,14 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures::channel::oneshot;
-use glommio::io::{BufferedFile, DmaFile};
+use glommio::io::DmaFile;
 
 use super::checkpoint::{Checkpoint, ShardSlot};
 use super::completion::{BatchDone, PutOutcome, PutWait};
 use super::consume_queue::{self, ConsumeQueue, CqEntry, CqWrite};
 use super::faults::{Faults, FAULTS_ENV};
 use super::io::{align_down, align_up, create_dma_full, gio_err, segment_name, DMA_ALIGN};
+use super::mapped::MappedFile;
 use super::record::{self, RecordFields, BLANK_LEN, PROPERTIES_LEN_MAX, TOPIC_LEN_MAX};
 use super::write_pool::{write_pool_limit, WritePool, WritePoolStats};
 use super::{
@@ -238,8 +239,10 @@ pub struct ShardStore {
     pub(crate) faults: Faults,
     /// Aligned buffers for the flusher's DMA writes (write_pool.rs).
     pool: RefCell<WritePool>,
-    /// Async mode: the page-cache handle of the file being written (`write_buffered`).
-    buffered: RefCell<Option<(u64, Rc<BufferedFile>)>>,
+    /// Async mode: the file being written, mapped (`write_mapped`, ARCHITECTURE 41), and the
+    /// next file's mapping, prepared with the file.
+    mapped: RefCell<Option<Rc<MappedFile>>>,
+    next_mapped: RefCell<Option<Rc<MappedFile>>>,
 }
 
 impl std::fmt::Debug for ShardStore {
@@ -315,7 +318,8 @@ impl ShardStore {
             retention: super::retention::RetentionState::default(),
             faults,
             pool: RefCell::new(WritePool::new(pool_limit)),
-            buffered: RefCell::new(None),
+            mapped: RefCell::new(None),
+            next_mapped: RefCell::new(None),
         });
         if store.log.borrow().segments.is_empty() {
             store.ensure_next_segment(r.end).await?;
@@ -633,6 +637,20 @@ impl ShardStore {
         }
         let path = self.shard_dir.join(segment_name(start));
         let file = create_dma_full(&path, self.file_size()).await?;
+        if self.cfg.flush_mode == FlushMode::Async {
+            // Mapped and its first pages populated now, so a roll does not wait for it.
+            match MappedFile::open(start, &path, 0).await {
+                Ok(m) => {
+                    if let Some(old) = self.next_mapped.replace(Some(m)) {
+                        old.retire();
+                    }
+                }
+                Err(e) => tracing::warn!(
+                    shard = self.shard.0,
+                    "mapping the next commit-log file ahead: {e} (retried at the roll)"
+                ),
+            }
+        }
         self.log.borrow_mut().next_segment = Some(Segment { start, file, path });
         Ok(())
     }
@@ -754,17 +772,19 @@ impl ShardStore {
             self.faults
                 .on_write()
                 .map_err(|e| StoreError::io("write", &seg.path, e))?;
-            let (n, want, at) = match self.cfg.flush_mode {
-                FlushMode::Sync => self.write_direct(&seg, c).await,
-                FlushMode::Async => self.write_buffered(&seg, c).await,
-            };
-            let n = n.map_err(gio_err("write", &seg.path))?;
-            if n != want {
-                return Err(StoreError::io(
-                    "short write",
-                    &seg.path,
-                    std::io::Error::other(format!("{n} of {want} bytes at {at}")),
-                ));
+            match self.cfg.flush_mode {
+                FlushMode::Sync => {
+                    let (n, want, at) = self.write_direct(&seg, c).await;
+                    let n = n.map_err(gio_err("write", &seg.path))?;
+                    if n != want {
+                        return Err(StoreError::io(
+                            "short write",
+                            &seg.path,
+                            std::io::Error::other(format!("{n} of {want} bytes at {at}")),
+                        ));
+                    }
+                }
+                FlushMode::Async => self.write_mapped(&seg, c).await?,
             }
             self.update_stats(|s| s.write_count += 1);
             if !touched.iter().any(|t| t.start == seg.start) {
@@ -821,38 +841,37 @@ impl ShardStore {
         (written, want, file_pos)
     }
 
-    /// Async mode (ARCHITECTURE 34): the chunk's bytes as they are, at their position, with a
-    /// buffered write: once it returns they are in the kernel's page cache (a `kill -9` of the
-    /// broker cannot lose them; the timer's fdatasync puts them on the device). No alignment,
-    /// no tail page. Direct-I/O reads of these bytes stay correct: the kernel writes dirty
-    /// pages of a range back before it reads that range directly.
-    async fn write_buffered(&self, seg: &Segment, c: &Chunk) -> (GioResult<usize>, usize, u64) {
-        let want = c.bytes.len();
-        let at = c.pos - c.seg_start;
-        let written = match self.buffered_writer(seg).await {
-            // The write owns its buffer until it completes; the chunk goes on to the read cache.
-            Ok(file) => file.write_at(c.bytes.clone(), at).await,
-            Err(e) => Err(e),
-        };
-        (written, want, at)
-    }
-
-    /// The buffered (page-cache) handle of the file Async mode writes into, opened once per
-    /// file; the previous file's handle closes when replaced.
-    async fn buffered_writer(&self, seg: &Segment) -> GioResult<Rc<BufferedFile>> {
-        if let Some((start, f)) = &*self.buffered.borrow() {
-            if *start == seg.start {
-                return Ok(f.clone());
+    /// Async mode (ARCHITECTURE 34, 41): the chunk's bytes as they are, at their position,
+    /// copied into the file's shared mapping: once copied they are in the kernel's page cache
+    /// (a `kill -9` of the broker cannot lose them; the timer's fdatasync puts them on the
+    /// device). No alignment, no tail page, no system call. Direct-I/O reads of these bytes
+    /// stay correct: the kernel writes dirty pages of a range back before it reads that range
+    /// directly.
+    async fn write_mapped(&self, seg: &Segment, c: &Chunk) -> Result<(), StoreError> {
+        let current = self.mapped.borrow().clone();
+        let map = match current {
+            Some(m) if m.start == seg.start => m,
+            _ => {
+                let at = c.pos - c.seg_start;
+                let prepared = self
+                    .next_mapped
+                    .borrow_mut()
+                    .take()
+                    .filter(|m| m.start == seg.start);
+                let m = match prepared {
+                    Some(m) => m,
+                    None => {
+                        let from = usize::try_from(at).unwrap_or(usize::MAX);
+                        MappedFile::open(seg.start, &seg.path, from).await?
+                    }
+                };
+                if let Some(old) = self.mapped.replace(Some(m.clone())) {
+                    old.retire();
+                }
+                m
             }
-        }
-        let f = Rc::new(
-            glommio::io::OpenOptions::new()
-                .write(true)
-                .buffered_open(&seg.path)
-                .await?,
-        );
-        *self.buffered.borrow_mut() = Some((seg.start, f.clone()));
-        Ok(f)
+        };
+        map.write(c.pos - c.seg_start, &c.bytes)
     }
 
     /// Sync mode: fdatasync every file written. Async mode: remember them for the timer.

@@ -28,6 +28,7 @@ pub mod index_format;
 #[cfg(test)]
 mod index_tests;
 pub mod io;
+mod mapped;
 mod reader;
 pub mod record;
 mod recovery;
