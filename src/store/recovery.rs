@@ -17,11 +17,14 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use super::checkpoint::Checkpoint;
+use glommio::io::DmaFile;
+
 use super::commitlog::{write_cq_units, Queue, Segment};
 use super::consume_queue::{ConsumeQueue, CqEntry, CqWrite};
 use super::index::ShardIndex;
 use super::io::{
     align_down, align_up, ensure_dma_reads_work, gio_err, list_dirs, list_numbered_files, open_dma,
+    DMA_ALIGN,
 };
 use super::record::{self, Decoded};
 use super::{global_offset, ShardId, StoreConfig, StoreError};
@@ -121,13 +124,27 @@ pub(crate) async fn recover(
     })
 }
 
+/// True when the file's first record would be the end of the log (its first 4 bytes, the
+/// TOTALSIZE, are zero or absent): every written file starts with a record or a blank marker.
+async fn holds_no_record(file: &DmaFile, size: u64) -> bool {
+    if size < 4 {
+        return true;
+    }
+    match file.read_at_aligned(0, DMA_ALIGN as usize).await {
+        Ok(b) => b.get(..4).is_some_and(|h| h == [0u8; 4]),
+        Err(_) => false,
+    }
+}
+
 fn align_down_to(v: u64, fs: u64) -> u64 {
     v / fs * fs
 }
 
 async fn open_segments(dir: &Path, fs: u64) -> Result<Vec<Segment>, StoreError> {
     let mut segments: Vec<Segment> = Vec::new();
-    for (start, path) in list_numbered_files(dir)? {
+    let files = list_numbered_files(dir)?;
+    let newest = files.last().map(|(start, _)| *start);
+    for (start, path) in files {
         let corrupt = |reason: String| StoreError::Corrupt {
             path: path.display().to_string(),
             offset: start,
@@ -151,6 +168,15 @@ async fn open_segments(dir: &Path, fs: u64) -> Result<Vec<Segment>, StoreError> 
             .file_size()
             .await
             .map_err(gio_err("stat commitlog", &path))?;
+        if size < fs && Some(start) == newest && holds_no_record(&file, size).await {
+            // A crash while the file was being created ahead of need (created, not yet
+            // sized): nothing was ever written to it. It is created again when needed.
+            tracing::warn!(path = %path.display(), size, expected = fs,
+                "removing a commit-log file cut short while it was being created (no record in it)");
+            std::fs::remove_file(&path)
+                .map_err(|e| StoreError::io("remove short commitlog", &path, e))?;
+            break;
+        }
         if size != fs {
             return Err(corrupt(format!(
                 "file length {size} != commitlog_file_size {fs}"

@@ -301,3 +301,55 @@ fn short_consume_queue_files_left_by_a_crash_open() {
         s.shutdown().await.unwrap();
     });
 }
+
+/// A kill -9 while the next commit-log file was being created ahead (created, not yet sized)
+/// leaves it short and empty: the store opens, removes it, keeps every record and creates it
+/// again. A short newest file that holds a record is still refused (it is data, e.g. of another
+/// `mapedFileSizeCommitLog`), and kept.
+#[test]
+fn short_newest_commit_log_file_left_by_a_crash_opens() {
+    let base = test_dir("rshortcl");
+    let recs = build_base(&base);
+    let next = |d: &Path| {
+        d.join("commitlog")
+            .join(SHARD.to_string())
+            .join(io::segment_name(FILE_SIZE))
+    };
+    for (i, short) in [vec![], vec![0u8; 8192]].into_iter().enumerate() {
+        let work = test_dir(&format!("rshortcl-{i}"));
+        copy_dir(&base, &work);
+        std::fs::write(next(&work), &short).unwrap();
+        let d = work.to_path_buf();
+        let n = recs.len();
+        run(move || async move {
+            let s = ShardStore::open(cfg(&d), ShardId(SHARD), true)
+                .await
+                .unwrap();
+            let g = s
+                .get_messages(TOPIC, 0, 0, 100, 1 << 20, &|_| true)
+                .await
+                .unwrap();
+            assert_eq!(g.records.len(), n / 2, "every record of queue 0 kept");
+            // Fill the first file so the log rolls into the recreated one.
+            let big = vec![b'z'; 8000];
+            for _ in 0..10 {
+                s.put(put_batch(1, &big)).await.unwrap();
+            }
+            assert!(s.stats().max_local_offset > FILE_SIZE, "rolled");
+            s.shutdown().await.unwrap();
+        });
+        let len = std::fs::metadata(next(&work)).unwrap().len();
+        assert_eq!(len, FILE_SIZE, "recreated at full size");
+    }
+    let work = test_dir("rshortcl-data");
+    copy_dir(&base, &work);
+    std::fs::write(next(&work), [0x40, 0, 0, 0, 1, 2, 3, 4]).unwrap();
+    let d = work.to_path_buf();
+    let err = run(move || async move {
+        ShardStore::open(cfg(&d), ShardId(SHARD), true)
+            .await
+            .expect_err("a short file with a record is not removed")
+    });
+    assert!(err.to_string().contains("file length 8"), "{err}");
+    assert!(next(&work).exists());
+}
