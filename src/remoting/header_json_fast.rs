@@ -141,30 +141,24 @@ impl Parser<'_> {
         }
         let mut out: Vec<u8> = Vec::with_capacity(self.i - start + 16);
         out.extend_from_slice(&self.b[start..self.i]);
-        // At a quote or a backslash: decode the escape, then copy the plain run up to the next
-        // one in bulk (a properties string has an escaped separator every few bytes).
         loop {
             let c = *self.b.get(self.i)?;
             self.i += 1;
-            if c == b'"' {
-                return String::from_utf8(out).ok().map(FieldStr::from);
+            match c {
+                b'"' => return String::from_utf8(out).ok().map(FieldStr::from),
+                b'\\' => {
+                    let e = *self.b.get(self.i)?;
+                    self.i += 1;
+                    let ch = match e {
+                        b'u' => self.unicode_escape()?,
+                        _ => super::fastjson::short_escape(e)?,
+                    };
+                    let mut buf = [0u8; 4];
+                    out.extend_from_slice(ch.encode_utf8(&mut buf).as_bytes());
+                }
+                0..=0x1F => return None,
+                _ => out.push(c),
             }
-            let e = *self.b.get(self.i)?;
-            self.i += 1;
-            let ch = match e {
-                b'u' => self.unicode_escape()?,
-                _ => super::fastjson::short_escape(e)?,
-            };
-            let mut buf = [0u8; 4];
-            out.extend_from_slice(ch.encode_utf8(&mut buf).as_bytes());
-            let from = self.i;
-            let stop = from + memchr::memchr2(b'"', b'\\', self.b.get(from..)?)?;
-            let plain = &self.b[from..stop];
-            if plain.iter().any(|&c| c < 0x20) {
-                return None;
-            }
-            out.extend_from_slice(plain);
-            self.i = stop;
         }
     }
 
