@@ -1292,7 +1292,11 @@ fn spawn_flusher(weak: Weak<ShardStore>, notify: Rc<Notify>) {
         loop {
             notify.wait().await;
             let Some(store) = weak.upgrade() else { return };
-            while store.flush_one().await {}
+            while store.flush_one().await {
+                // An Async-mode flush awaits no I/O (the write is a copy into the mapping), so
+                // a backlog of batches would otherwise be copied in one stretch of the loop.
+                glommio::yield_if_needed().await;
+            }
             if store.log.borrow().closed {
                 return;
             }

@@ -26,7 +26,7 @@ use memmap2::{Advice, MmapOptions, MmapRaw};
 use super::StoreError;
 
 /// Bytes faulted in ahead of the writer per step.
-pub const POPULATE_AHEAD: usize = 2 << 20;
+pub const POPULATE_AHEAD: usize = 8 << 20;
 
 /// One commit-log file mapped for writing.
 pub(crate) struct MappedFile {
