@@ -39,7 +39,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures::channel::oneshot;
-use glommio::io::DmaFile;
+use glommio::io::{BufferedFile, DmaFile};
 
 use super::checkpoint::{Checkpoint, ShardSlot};
 use super::completion::{BatchDone, PutOutcome, PutWait};
@@ -243,6 +243,9 @@ pub struct ShardStore {
     /// next file's mapping, prepared with the file.
     mapped: RefCell<Option<Rc<MappedFile>>>,
     next_mapped: RefCell<Option<Rc<MappedFile>>>,
+    /// Async mode: the page-cache handle of the file, for chunks of [`BUFFERED_WRITE_MIN`] or
+    /// more (`write_page_cache`).
+    buffered: RefCell<Option<(u64, Rc<BufferedFile>)>>,
 }
 
 impl std::fmt::Debug for ShardStore {
@@ -320,6 +323,7 @@ impl ShardStore {
             pool: RefCell::new(WritePool::new(pool_limit)),
             mapped: RefCell::new(None),
             next_mapped: RefCell::new(None),
+            buffered: RefCell::new(None),
         });
         if store.log.borrow().segments.is_empty() {
             store.ensure_next_segment(r.end).await?;
@@ -784,7 +788,7 @@ impl ShardStore {
                         ));
                     }
                 }
-                FlushMode::Async => self.write_mapped(&seg, c).await?,
+                FlushMode::Async => self.write_page_cache(&seg, c).await?,
             }
             self.update_stats(|s| s.write_count += 1);
             if !touched.iter().any(|t| t.start == seg.start) {
@@ -842,11 +846,57 @@ impl ShardStore {
     }
 
     /// Async mode (ARCHITECTURE 34, 41): the chunk's bytes as they are, at their position,
-    /// copied into the file's shared mapping: once copied they are in the kernel's page cache
-    /// (a `kill -9` of the broker cannot lose them; the timer's fdatasync puts them on the
-    /// device). No alignment, no tail page, no system call. Direct-I/O reads of these bytes
-    /// stay correct: the kernel writes dirty pages of a range back before it reads that range
-    /// directly.
+    /// into the kernel's page cache: once there a `kill -9` of the broker cannot lose them (the
+    /// timer's fdatasync puts them on the device). No alignment, no tail page. A small chunk
+    /// is copied into the file's shared mapping (no system call, no hand-off); a chunk of
+    /// [`BUFFERED_WRITE_MIN`] or more takes an io_uring buffered write, whose hand-off to an
+    /// io-wq worker costs less than faulting its pages in. Both reach the same page cache.
+    /// Direct-I/O reads of these bytes stay correct: the kernel writes dirty pages of a range
+    /// back before it reads that range directly.
+    async fn write_page_cache(&self, seg: &Segment, c: &Chunk) -> Result<(), StoreError> {
+        if c.bytes.len() < BUFFERED_WRITE_MIN {
+            return self.write_mapped(seg, c).await;
+        }
+        let want = c.bytes.len();
+        let at = c.pos - c.seg_start;
+        let file = self
+            .buffered_writer(seg)
+            .await
+            .map_err(gio_err("open", &seg.path))?;
+        // The write owns its buffer until it completes; the chunk goes on to the read cache.
+        let n = file
+            .write_at(c.bytes.clone(), at)
+            .await
+            .map_err(gio_err("write", &seg.path))?;
+        if n != want {
+            return Err(StoreError::io(
+                "short write",
+                &seg.path,
+                std::io::Error::other(format!("{n} of {want} bytes at {at}")),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The buffered (page-cache) handle of the file Async mode writes into, opened once per
+    /// file; the previous file's handle closes when replaced.
+    async fn buffered_writer(&self, seg: &Segment) -> GioResult<Rc<BufferedFile>> {
+        if let Some((start, f)) = &*self.buffered.borrow() {
+            if *start == seg.start {
+                return Ok(f.clone());
+            }
+        }
+        let f = Rc::new(
+            glommio::io::OpenOptions::new()
+                .write(true)
+                .buffered_open(&seg.path)
+                .await?,
+        );
+        *self.buffered.borrow_mut() = Some((seg.start, f.clone()));
+        Ok(f)
+    }
+
+    /// A small chunk: copied into the file's shared mapping (mapped.rs).
     async fn write_mapped(&self, seg: &Segment, c: &Chunk) -> Result<(), StoreError> {
         let current = self.mapped.borrow().clone();
         let map = match current {
@@ -1329,6 +1379,12 @@ fn spawn_watchdog(weak: Weak<ShardStore>, wake: Rc<Notify>) {
     })
     .detach();
 }
+
+/// Async mode: chunks of at least this many bytes are written with a buffered write, smaller
+/// ones copied into the mapping (ARCHITECTURE 41: per 4 KiB page the mapping's populate and
+/// write fault cost more than the buffered write's hand-off to an io-wq worker, which is paid
+/// per chunk).
+pub const BUFFERED_WRITE_MIN: usize = 64 << 10;
 
 /// Back-pressure: at most this many group-commit batches wait to be written behind the one
 /// being written (see `refuse_if_busy`). 64 x the default 1 MiB batch bounds a shard's
