@@ -5,8 +5,9 @@
 //! - `put` encodes into the pending batch (no I/O), wakes the flusher and waits. The flusher is
 //!   the only writer: it takes the oldest pending batch (everything that arrived while the
 //!   previous I/O ran, up to `group_commit_max_bytes`), issues one write per file touched
-//!   (Sync mode: aligned direct I/O, then one fdatasync per file; Async mode: a copy into the
-//!   file's shared mapping, i.e. the page cache (mapped.rs), fdatasync by the timer). Once written (`after_write`) the batch's
+//!   (Sync mode: aligned direct I/O, then one fdatasync per file; Async mode: into the page
+//!   cache, a small chunk copied into the file's shared mapping (mapped.rs), a large one with a
+//!   buffered write; fdatasync by the timer). Once written (`after_write`) the batch's
 //!   bytes go to the read cache and the HA shipper may send them (`written_end`); once durable
 //!   (`make_visible`) they are exposed: consume-queue dispatch, arrival listener, waiters.
 //!   Batches are flushed strictly in order.
@@ -22,8 +23,9 @@
 //!   read cache as is otherwise; sized from the previous batch), DMA write buffers come from
 //!   the shard's `WritePool`, and emptied batches are reused. A put waits on its batch's shared
 //!   completion (completion.rs: no channel or timer per put); what remains per put: its result.
-//!   Async mode copies each chunk into the file's mapping (that copy is the write) and the
-//!   chunk itself goes on to the read cache.
+//!   Async mode copies each small chunk into the file's mapping (that copy is the write) and
+//!   each large one into the buffer its buffered write owns; the chunk itself goes on to the
+//!   read cache.
 //! - An I/O error (write or fdatasync, real or injected through `faults`) fails every put of
 //!   its batch and of the batches queued behind it, and the store refuses puts from then on
 //!   (`StoreError::NotWritable`); reads of visible data go on.
@@ -31,7 +33,7 @@
 use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::rc::{Rc, Weak};
 use std::task::{Context, Poll, Waker};
@@ -780,13 +782,7 @@ impl ShardStore {
                 FlushMode::Sync => {
                     let (n, want, at) = self.write_direct(&seg, c).await;
                     let n = n.map_err(gio_err("write", &seg.path))?;
-                    if n != want {
-                        return Err(StoreError::io(
-                            "short write",
-                            &seg.path,
-                            std::io::Error::other(format!("{n} of {want} bytes at {at}")),
-                        ));
-                    }
+                    check_whole_write(&seg.path, n, want, at)?;
                 }
                 FlushMode::Async => self.write_page_cache(&seg, c).await?,
             }
@@ -868,14 +864,7 @@ impl ShardStore {
             .write_at(c.bytes.clone(), at)
             .await
             .map_err(gio_err("write", &seg.path))?;
-        if n != want {
-            return Err(StoreError::io(
-                "short write",
-                &seg.path,
-                std::io::Error::other(format!("{n} of {want} bytes at {at}")),
-            ));
-        }
-        Ok(())
+        check_whole_write(&seg.path, n, want, at)
     }
 
     /// The buffered (page-cache) handle of the file Async mode writes into, opened once per
@@ -1378,6 +1367,18 @@ fn spawn_watchdog(weak: Weak<ShardStore>, wake: Rc<Notify>) {
         }
     })
     .detach();
+}
+
+/// A write that took fewer bytes than asked is an I/O error naming file, counts and position.
+fn check_whole_write(path: &Path, n: usize, want: usize, at: u64) -> Result<(), StoreError> {
+    if n == want {
+        return Ok(());
+    }
+    Err(StoreError::io(
+        "short write",
+        path,
+        std::io::Error::other(format!("{n} of {want} bytes at {at}")),
+    ))
 }
 
 /// Async mode: chunks of at least this many bytes are written with a buffered write, smaller
