@@ -1,5 +1,6 @@
-//! Async mode's commit-log writer (ARCHITECTURE 41): the file being written is mapped shared
-//! and each batch is copied into the mapping on the shard. Once the copy returns the bytes are
+//! Async mode's commit-log writer for small chunks (ARCHITECTURE 41; chunks of
+//! `BUFFERED_WRITE_MIN` or more take a buffered write): the file being written is mapped
+//! shared and each chunk is copied into the mapping on the shard. Once the copy returns the bytes are
 //! in the kernel's page cache, exactly as after a buffered `write` (a `kill -9` cannot lose
 //! them; the timer's fdatasync on the file puts them on the device), but with no system call
 //! and no hand-off to io_uring's worker threads, which ext4 forces for every buffered write.
@@ -25,7 +26,7 @@ use memmap2::{Advice, MmapOptions, MmapRaw};
 
 use super::StoreError;
 
-/// Bytes faulted in ahead of the writer per step.
+/// Bytes faulted in ahead of the writer per populate job.
 pub const POPULATE_AHEAD: usize = 8 << 20;
 
 /// One commit-log file mapped for writing.
@@ -104,7 +105,8 @@ impl MappedFile {
 
     /// Starts populating the next window when the writer is half way into the current one.
     fn populate_ahead(self: &Rc<Self>, written_to: usize) {
-        let from = self.populated.get();
+        // Buffered writes of large chunks may have moved the writer past the window.
+        let from = self.populated.get().max(written_to);
         if !self.populate_works.get()
             || from >= self.map.len()
             || written_to.saturating_add(POPULATE_AHEAD / 2) < from
