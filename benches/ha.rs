@@ -9,9 +9,12 @@
 //! each sending SEND_MESSAGE (100-byte bodies, JSON header) back to back for `HA_BENCH_SECS`
 //! seconds (default 3) after a 1 s warm-up; every response must be SUCCESS. The loopback TCP
 //! round trip (1-byte ping-pong) is measured in the same run, for the p99 goal, and each
-//! broker's CPU (from /proc) per acknowledged message. Every broker
+//! broker's CPU (from /proc) per acknowledged message. Besides the merged figures it prints
+//! the median over rounds of each round's paired ratio and p99 difference (one slow-disk round
+//! cannot decide those). Every broker
 //! runs `HA_BENCH_SHARDS` shards (default: half the cores, at least one; the load generator
-//! shares the host, as in `scripts/bench-lib.sh`).
+//! shares the host, as in `scripts/bench-lib.sh`). `HA_BENCH_BIN_DIR` runs the `mqnamesrv` and
+//! `mqbroker` found there instead of this build's (an A/B of two revisions, run alternately).
 
 #![allow(clippy::unwrap_used, clippy::disallowed_methods)] // reason: a benchmark driver
 
@@ -122,8 +125,15 @@ fn start(dir: &Path, role: &str, slave: bool) -> (Procs, u16) {
     )
     .unwrap();
     let mut procs = Procs(Vec::new());
-    let nsx = env!("CARGO_BIN_EXE_mqnamesrv");
-    let bx = env!("CARGO_BIN_EXE_mqbroker");
+    // `HA_BENCH_BIN_DIR`: run other builds of the binaries (an A/B of two revisions).
+    let bin_dir = std::env::var("HA_BENCH_BIN_DIR").ok();
+    let bin = |name: &str, built: &str| {
+        bin_dir
+            .as_ref()
+            .map_or(built.to_string(), |d| format!("{d}/{name}"))
+    };
+    let nsx = &bin("mqnamesrv", env!("CARGO_BIN_EXE_mqnamesrv"));
+    let bx = &bin("mqbroker", env!("CARGO_BIN_EXE_mqbroker"));
     procs.0.push(spawn(
         nsx,
         &["-c".into(), ns_conf.display().to_string()],
@@ -307,6 +317,16 @@ fn loopback_rtt(n: usize) -> Vec<Duration> {
     lat
 }
 
+/// Median of `v` (sorted in place); 0 when empty.
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(f64::total_cmp);
+    match v.len() {
+        0 => 0.0,
+        n if n % 2 == 1 => v[n / 2],
+        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+    }
+}
+
 struct Merged {
     rate: f64,
     p50_us: f64,
@@ -363,6 +383,20 @@ fn main() {
     let rtt_p99 = pct(&rtt, 0.99);
     println!("loopback TCP round trip: p50 {rtt_p50:.0} us  p99 {rtt_p99:.0} us");
     println!("shards per broker: {}", shard_count());
+    // Paired per round (each round loads the three setups back to back): a round in which
+    // the disk turned slow moves the merged p99 of the setup it happened to, not these.
+    let per_round: Vec<Vec<(f64, f64)>> = outcomes
+        .iter()
+        .map(|os| {
+            os.iter()
+                .map(|o| {
+                    let mut sorted = o.lat.clone();
+                    sorted.sort();
+                    (sorted.len() as f64 / o.secs, pct(&sorted, 0.99))
+                })
+                .collect()
+        })
+        .collect();
     let merged: Vec<Merged> = outcomes
         .into_iter()
         .map(|os| {
@@ -408,6 +442,19 @@ fn main() {
             r.rate / base.rate,
             r.p99_us - base.p99_us,
             (r.p99_us - base.p99_us) / rtt_p99.max(1.0)
+        );
+        let mut ratios: Vec<f64> = Vec::new();
+        let mut deltas: Vec<f64> = Vec::new();
+        for ((rate, p99), (base_rate, base_p99)) in per_round[i + 1].iter().zip(&per_round[0]) {
+            ratios.push(rate / base_rate.max(1.0));
+            deltas.push(p99 - base_p99);
+        }
+        let (ratio, delta) = (median(&mut ratios), median(&mut deltas));
+        println!(
+            "{name:20} paired by round, median of {rounds}: throughput x{ratio:.3}, p99 {delta:+.0} us = {:.1} loopback round trips (per-round p99 deltas {:+.0} .. {:+.0} us)",
+            delta / rtt_p99.max(1.0),
+            deltas.first().copied().unwrap_or(0.0),
+            deltas.last().copied().unwrap_or(0.0)
         );
     }
     let _ = std::fs::remove_dir_all(&root);

@@ -117,6 +117,9 @@ async fn serve_slave(
     peer: String,
     h: Handshake,
 ) -> Result<(), HaError> {
+    // Transfers are small and follow each other while the slave's reports are in flight:
+    // with Nagle's algorithm each one waited for the previous one's ACK (a slave round trip).
+    let _ = stream.set_nodelay(true);
     let count = u16::try_from(shard.mesh.shard_count()).unwrap_or(u16::MAX);
     stream
         .write_all(&encode_answer(STATUS_OK, count))
