@@ -457,5 +457,20 @@ fn main() {
             deltas.last().copied().unwrap_or(0.0)
         );
     }
+    // Both setups with a slave pay the slave's CPU on this one host; only SYNC_MASTER waits
+    // for it. Their difference is the price of the wait itself.
+    let (a, y) = (&merged[1], &merged[2]);
+    let mut waits: Vec<f64> = per_round[2]
+        .iter()
+        .zip(&per_round[1])
+        .map(|((_, p_sync), (_, p_async))| p_sync - p_async)
+        .collect();
+    let wait = median(&mut waits);
+    println!(
+        "SYNC_MASTER vs ASYNC_MASTER (both with a slave): throughput x{:.3}, p99 {:+.0} us merged, {wait:+.0} us = {:.1} loopback round trips paired median",
+        y.rate / a.rate.max(1.0),
+        y.p99_us - a.p99_us,
+        wait / rtt_p99.max(1.0)
+    );
     let _ = std::fs::remove_dir_all(&root);
 }

@@ -8,7 +8,8 @@
 # sends as fast as acknowledged, as upstream's benchmark does) and open loop at half the
 # closed-loop throughput (latency from the intended send time). Writes every JSON, the plots,
 # and report.md (one table) into OUT_DIR. A topology the broker cannot run (no HA listener for
-# sync-master) is skipped with a note in the report. Env: DURATION (s, default 6), WARMUP (2).
+# sync-master) is skipped with a note in the report. Env: DURATION (s, default 6), WARMUP (2),
+# CONSUMERS (default 1; 0 = producers only, the workload of upstream's benchmark Producer).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
@@ -20,6 +21,7 @@ SIZES="${SIZES:-128 4096}"
 PRODUCERS="${PRODUCERS:-1 64}"
 DURATION="${DURATION:-6}"
 WARMUP="${WARMUP:-2}"
+CONSUMERS="${CONSUMERS:-1}"
 [ "${SHARDMQ_SKIP_BUILD:-}" = 1 ] || cargo build --release --quiet --bin mqnamesrv --bin mqbroker --bin mqbench
 trap bench_cleanup EXIT
 rm -rf "$OUT"; mkdir -p "$OUT/plots"
@@ -47,6 +49,7 @@ for FLUSH in $FLUSHES; do
       for P in $PRODUCERS; do
         NAME="$FLUSH-$TOPO-${SIZE}B-${P}p"
         COMMON=(-n "127.0.0.1:$NS_PORT" --broker-pid "$BROKER_PID" --producers "$P"
+          --consumers "$CONSUMERS"
           --threads $(( P > 1 ? 2 : 1 )) --size "$SIZE" --duration "$DURATION" --warmup "$WARMUP"
           --topic "Bench_${SIZE}_$P" --queues 8 --plots "$OUT/plots" --quiet)
         echo "== $NAME closed loop" >&2

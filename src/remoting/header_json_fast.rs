@@ -12,7 +12,7 @@
 //! `tests::same_as_serde` checks the two agree on recorded and generated headers.
 
 use super::code::{LanguageCode, SerializeType};
-use super::command::{ExtFields, FieldStr, RemotingCommand};
+use super::command::{same_key, ExtFields, FieldStr, RemotingCommand};
 
 /// Decodes `header`, or `None` when it is not of the simple shape (see the module doc).
 pub fn decode(header: &[u8]) -> Option<RemotingCommand> {
@@ -269,7 +269,7 @@ impl Parser<'_> {
             let key = self.string()?;
             self.expect(b':')?;
             let value = self.scalar_text()?;
-            match (fields.iter().position(|(k, _)| *k == key), value) {
+            match (fields.iter().position(|(k, _)| same_key(k, &key)), value) {
                 (Some(i), Some(v)) => fields[i].1 = v,
                 (Some(i), None) => {
                     fields.remove(i);
