@@ -46,6 +46,12 @@ pub const MESH_CHANNEL_CAPACITY: usize = 4096;
 pub const CONN_WRITE_QUEUE_FRAMES: usize = 1024;
 /// One write gathers queued frames up to this many bytes.
 pub const CONN_WRITE_BATCH_BYTES: usize = 256 * 1024;
+/// A frame body this large is written as it is, after the gathered bytes, instead of being
+/// copied into the gathering buffer (a pull response's records).
+pub const CONN_WRITE_DIRECT_BODY_BYTES: usize = 16 * 1024;
+/// Room reserved for a frame's length words and header when it is encoded: a send or pull
+/// response header is 150–400 bytes; a larger one grows the buffer once.
+pub const FRAME_HEADER_RESERVE_BYTES: usize = 512;
 /// Bytes read from a socket per read call.
 pub const CONN_READ_BUFFER_BYTES: usize = 64 * 1024;
 /// Requests being served at once for one connection; beyond it the client is misbehaving.

@@ -16,7 +16,8 @@ use glommio::net::TcpStream;
 
 use crate::constants::{
     CONN_MAX_IN_FLIGHT_REQUESTS, CONN_READ_BUFFER_BYTES, CONN_WRITE_BATCH_BYTES,
-    CONN_WRITE_QUEUE_FRAMES, FRAME_MAX_LEN,
+    CONN_WRITE_DIRECT_BODY_BYTES, CONN_WRITE_QUEUE_FRAMES, FRAME_HEADER_RESERVE_BYTES,
+    FRAME_MAX_LEN,
 };
 use crate::remoting::{frame, RemotingCommand};
 
@@ -58,11 +59,20 @@ pub enum CallError {
 
 type Pending = RefCell<HashMap<i32, oneshot::Sender<RemotingCommand>>>;
 
+/// One frame on its way to the writer: its length words and header, encoded, and its body
+/// as the command held it (shared, not copied: a pull response's records are written from
+/// the buffer the pull filled).
+#[derive(Debug)]
+struct OutFrame {
+    head: Bytes,
+    body: Bytes,
+}
+
 /// A live connection. Cheap to share (`Rc`); dropping the last handle does not close it,
 /// the reader task does when the peer goes away.
 pub struct Connection {
     info: ConnInfo,
-    outbox: mpsc::Sender<Bytes>,
+    outbox: mpsc::Sender<OutFrame>,
     pending: Pending,
     next_opaque: Cell<i32>,
     closed: Cell<bool>,
@@ -112,22 +122,22 @@ impl Connection {
 
     /// Queues an encoded command. Waits while the write queue is full (back-pressure).
     pub async fn send(&self, cmd: &RemotingCommand) -> Result<(), CallError> {
-        let mut buf = BytesMut::with_capacity(64 + cmd.body.len());
-        if let Err(e) = frame::encode(cmd, &mut buf) {
+        let mut head = BytesMut::with_capacity(FRAME_HEADER_RESERVE_BYTES);
+        if let Err(e) = frame::encode_header_only(cmd, cmd.body.len(), &mut head) {
             // Only a header over 16 MiB or a body over 2 GiB gets here: a bug, not input.
             tracing::error!(peer = %self.info.peer, code = cmd.code, error = %e, "cannot encode");
             return Err(CallError::Encode(e.to_string()));
         }
-        self.send_bytes(buf.freeze()).await
-    }
-
-    async fn send_bytes(&self, bytes: Bytes) -> Result<(), CallError> {
         if self.closed.get() {
             return Err(CallError::Closed(self.info.peer));
         }
+        let frame = OutFrame {
+            head: head.freeze(),
+            body: cmd.body.clone(),
+        };
         self.outbox
             .clone()
-            .send(bytes)
+            .send(frame)
             .await
             .map_err(|_| CallError::Closed(self.info.peer))
     }
@@ -177,21 +187,40 @@ impl Connection {
     }
 }
 
+/// Writes queued frames in order. Small frames are gathered into one buffer so one write
+/// carries many responses; a body of [`CONN_WRITE_DIRECT_BODY_BYTES`] or more is written from
+/// its own buffer right after what was gathered before it (no copy of a pull's records).
 async fn write_loop(
     mut writer: WriteHalf<TcpStream>,
-    mut queue: mpsc::Receiver<Bytes>,
+    mut queue: mpsc::Receiver<OutFrame>,
     peer: SocketAddr,
 ) {
     let mut batch = BytesMut::with_capacity(CONN_WRITE_BATCH_BYTES);
-    while let Some(first) = queue.next().await {
+    'frames: while let Some(first) = queue.next().await {
         batch.clear();
-        batch.extend_from_slice(&first);
-        // Gather whatever else is ready so one write carries many responses.
-        while batch.len() < CONN_WRITE_BATCH_BYTES {
-            match queue.try_recv() {
-                Ok(more) => batch.extend_from_slice(&more),
-                _ => break,
+        let mut next = Some(first);
+        while let Some(f) = next.take() {
+            batch.extend_from_slice(&f.head);
+            if f.body.len() >= CONN_WRITE_DIRECT_BODY_BYTES {
+                let mut failed = writer.write_all(&batch).await.err();
+                if failed.is_none() {
+                    failed = writer.write_all(&f.body).await.err();
+                }
+                if let Some(e) = failed {
+                    tracing::debug!(%peer, error = %e, "write failed; closing connection");
+                    break 'frames;
+                }
+                batch.clear();
+            } else {
+                batch.extend_from_slice(&f.body);
             }
+            // Gather whatever else is ready.
+            if batch.len() < CONN_WRITE_BATCH_BYTES {
+                next = queue.try_recv().ok();
+            }
+        }
+        if batch.is_empty() {
+            continue;
         }
         if let Err(e) = writer.write_all(&batch).await {
             tracing::debug!(%peer, error = %e, "write failed; closing connection");
