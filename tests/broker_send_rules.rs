@@ -9,20 +9,10 @@
 mod support;
 
 use shardmq::remoting::RemotingCommand;
-use support::Client;
+use support::{send_request, Client};
 
 fn send(topic: &str, queue_id: i32, body: Vec<u8>) -> RemotingCommand {
-    RemotingCommand::request(310, 0)
-        .with_field("a", "PG")
-        .with_field("b", topic)
-        .with_field("c", "TBW102")
-        .with_field("d", "4")
-        .with_field("e", queue_id.to_string())
-        .with_field("f", "0")
-        .with_field("g", "1700000000000")
-        .with_field("h", "0")
-        .with_field("i", "TAGS\u{1}TagA\u{2}WAIT\u{1}true")
-        .with_body(body)
+    send_request(topic, queue_id, "TAGS\u{1}TagA\u{2}WAIT\u{1}true", body)
 }
 
 #[test]

@@ -12,8 +12,7 @@ use std::collections::HashMap;
 use std::io::Write;
 
 use shardmq::remoting::{frame, RemotingCommand};
-use shardmq::store::record::{self, Decoded};
-use support::Client;
+use support::{pull_request, record_bodies, send_request, Client};
 
 const TOPIC: &str = "PullFrames";
 const SENT: usize = 40;
@@ -25,34 +24,8 @@ fn body(i: usize) -> Vec<u8> {
     b
 }
 
-fn send(i: usize) -> RemotingCommand {
-    RemotingCommand::request(310, 0)
-        .with_field("a", "PullFramesPG")
-        .with_field("b", TOPIC)
-        .with_field("c", "TBW102")
-        .with_field("d", "4")
-        .with_field("e", "0")
-        .with_field("f", "0")
-        .with_field("g", "1700000000000")
-        .with_field("h", "0")
-        .with_field("i", "WAIT\u{1}true")
-        .with_body(body(i))
-}
-
 fn pull(offset: usize) -> RemotingCommand {
-    RemotingCommand::request(11, 0)
-        .with_field("consumerGroup", "PullFramesGroup")
-        .with_field("topic", TOPIC)
-        .with_field("queueId", "0")
-        .with_field("queueOffset", offset.to_string())
-        .with_field("maxMsgNums", "32")
-        // FLAG_SUBSCRIPTION: the subscription comes with the request (no heartbeat needed).
-        .with_field("sysFlag", "4")
-        .with_field("commitOffset", "0")
-        .with_field("suspendTimeoutMillis", "0")
-        .with_field("subscription", "*")
-        .with_field("subVersion", "0")
-        .with_field("expressionType", "TAG")
+    pull_request("PullFramesGroup", TOPIC, offset as u64)
 }
 
 fn max_offset() -> RemotingCommand {
@@ -61,29 +34,13 @@ fn max_offset() -> RemotingCommand {
         .with_field("queueId", "0")
 }
 
-/// The bodies of the records in a pull response, in order.
-fn bodies(resp: &RemotingCommand) -> Vec<Vec<u8>> {
-    let mut out = Vec::new();
-    let mut rest: &[u8] = &resp.body;
-    while !rest.is_empty() {
-        match record::decode(rest).unwrap() {
-            Decoded::Record(r) => {
-                out.push(r.body.to_vec());
-                rest = &rest[r.total_size as usize..];
-            }
-            other => panic!("pull body holds {other:?}, not a record"),
-        }
-    }
-    out
-}
-
 #[test]
 fn large_pull_responses_and_small_responses_share_one_connection() {
     let ns = support::start_namesrv("pullframes-ns");
     let broker = support::start_broker("pullframes-broker", &ns.addr(), "");
     let mut c = Client::connect(broker.port);
     for i in 0..SENT {
-        let r = c.call(send(i));
+        let r = c.call(send_request(TOPIC, 0, "WAIT\u{1}true", body(i)));
         assert_eq!(r.code, 0, "send {i}: {r:?}");
     }
 
@@ -120,7 +77,7 @@ fn large_pull_responses_and_small_responses_share_one_connection() {
     let first = &answers[&0];
     assert_eq!(first.code, 0, "{first:?}");
     assert_eq!(first.field("nextBeginOffset"), Some("32"));
-    let got = bodies(first);
+    let got = record_bodies(&first.body);
     assert_eq!(got.len(), 32);
     for (i, b) in got.iter().enumerate() {
         assert!(*b == body(i), "record {i} differs");
@@ -128,7 +85,7 @@ fn large_pull_responses_and_small_responses_share_one_connection() {
 
     let second = &answers[&2];
     assert_eq!(second.code, 0, "{second:?}");
-    let got = bodies(second);
+    let got = record_bodies(&second.body);
     assert_eq!(got.len(), SENT - 32);
     for (k, b) in got.iter().enumerate() {
         assert!(*b == body(32 + k), "record {} differs", 32 + k);

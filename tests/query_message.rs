@@ -21,22 +21,13 @@ use std::time::Duration;
 use shardmq::remoting::message::decode_offset_msg_id;
 use shardmq::remoting::RemotingCommand;
 use shardmq::store::record::{self, Decoded};
-use support::{Broker, Client, Proc};
+use support::{send_request, Broker, Client, Proc};
 
 const EXTRA: &str = "shardCount=2\nmaxHashSlotNum=1000\nmaxIndexNum=4000\n";
 
 fn send(topic: &str, queue_id: u32, props: &str, body: &str) -> RemotingCommand {
-    RemotingCommand::request(310, 0)
-        .with_field("a", "QG")
-        .with_field("b", topic)
-        .with_field("c", "TBW102")
-        .with_field("d", "4")
-        .with_field("e", queue_id.to_string())
-        .with_field("f", "0")
-        .with_field("g", "1700000000000")
-        .with_field("h", "0")
-        .with_field("i", props)
-        .with_body(body.as_bytes().to_vec())
+    let queue_id = i32::try_from(queue_id).unwrap();
+    send_request(topic, queue_id, props, body.as_bytes().to_vec())
 }
 
 fn query(topic: &str, key: &str, max: u32, unique: bool) -> RemotingCommand {

@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use shardmq::remoting::RemotingCommand;
 use shardmq::store::retention::{fs_usage, used_ratio};
-use support::Client;
+use support::{pull_request, Client};
 
 const IMAGE_BYTES: u64 = 64 << 20;
 
@@ -97,20 +97,6 @@ fn send(body: &str) -> RemotingCommand {
         .with_field("h", "0")
         .with_field("i", "TAGS\u{1}TagA\u{2}WAIT\u{1}true")
         .with_body(body.as_bytes().to_vec())
-}
-
-fn pull(offset: u64) -> RemotingCommand {
-    RemotingCommand::request(11, 0)
-        .with_field("consumerGroup", "DiskFullCG")
-        .with_field("topic", "DiskFullTopic")
-        .with_field("queueId", "0")
-        .with_field("queueOffset", offset.to_string())
-        .with_field("maxMsgNums", "32")
-        .with_field("sysFlag", "4") // subscription in the request, no suspend, no commit
-        .with_field("commitOffset", "0")
-        .with_field("suspendTimeoutMillis", "0")
-        .with_field("subscription", "*")
-        .with_field("subVersion", "0")
 }
 
 /// Writes real (allocated) zeros until the partition is `target` full for unprivileged users.
@@ -195,14 +181,14 @@ fn a_full_disk_refuses_sends_keeps_pulls_and_recovers_without_restart() {
     // a consumer at offset 0 is told to move to the new minimum (OFFSET_TOO_SMALL ->
     // PULL_OFFSET_MOVED), and continues from there while sends are refused.
     let moved = support::poll(Duration::from_secs(10), || {
-        let p = c.call(pull(0));
+        let p = c.call(pull_request("DiskFullCG", "DiskFullTopic", 0));
         (p.code == 21).then_some(p)
     })
     .unwrap_or_else(|| panic!("no PULL_OFFSET_MOVED; log:\n{}", broker.proc_.log_tail(30)));
     assert_eq!(moved.remark.as_deref(), Some("OFFSET_TOO_SMALL"));
     assert_eq!(moved.field("nextBeginOffset"), Some("3"));
     assert_eq!(moved.field("minOffset"), Some("3"));
-    let p = c.call(pull(3));
+    let p = c.call(pull_request("DiskFullCG", "DiskFullTopic", 3));
     assert_eq!(p.code, 0, "pull on a full disk: {p:?}");
     assert!(!p.body.is_empty());
     assert_eq!(
@@ -227,7 +213,7 @@ fn a_full_disk_refuses_sends_keeps_pulls_and_recovers_without_restart() {
         back.unwrap().field("queueOffset"),
         Some(stored.to_string().as_str())
     );
-    let p = c.call(pull(stored));
+    let p = c.call(pull_request("DiskFullCG", "DiskFullTopic", stored));
     assert_eq!(p.code, 0, "{p:?}");
     drop(c);
     drop(broker);

@@ -8,51 +8,13 @@
 mod support;
 
 use shardmq::remoting::RemotingCommand;
-use shardmq::store::record::{self, Decoded};
-use support::Client;
+use support::{pull_request, record_bodies, send_request, Client};
 
 const TOPIC: &str = "FaultTopic";
 
 fn send(i: usize) -> RemotingCommand {
-    RemotingCommand::request(310, 0)
-        .with_field("a", "PG")
-        .with_field("b", TOPIC)
-        .with_field("c", "TBW102")
-        .with_field("d", "4")
-        .with_field("e", "0")
-        .with_field("f", "0")
-        .with_field("g", "1700000000000")
-        .with_field("h", "0")
-        .with_field("i", "WAIT\u{1}true")
-        .with_body(format!("fault-body-{i}").into_bytes())
-}
-
-fn pull(offset: u64) -> RemotingCommand {
-    RemotingCommand::request(11, 0)
-        .with_field("consumerGroup", "FaultGroup")
-        .with_field("topic", TOPIC)
-        .with_field("queueId", "0")
-        .with_field("queueOffset", offset.to_string())
-        .with_field("maxMsgNums", "32")
-        .with_field("sysFlag", "4")
-        .with_field("commitOffset", "0")
-        .with_field("suspendTimeoutMillis", "0")
-        .with_field("subscription", "*")
-        .with_field("expressionType", "TAG")
-        .with_field("subVersion", "0")
-}
-
-/// Bodies of the records of a pull response body.
-fn bodies(mut body: &[u8]) -> Vec<String> {
-    let mut out = Vec::new();
-    while !body.is_empty() {
-        let Decoded::Record(r) = record::check(body).unwrap() else {
-            panic!("pull body is not a run of records")
-        };
-        out.push(String::from_utf8(r.body.to_vec()).unwrap());
-        body = &body[r.total_size as usize..];
-    }
-    out
+    let body = format!("fault-body-{i}").into_bytes();
+    send_request(TOPIC, 0, "WAIT\u{1}true", body)
 }
 
 fn fault_case(name: &str, flush: &str, faults: &str, op: &str, ok: usize) {
@@ -85,10 +47,14 @@ fn fault_case(name: &str, flush: &str, faults: &str, op: &str, ok: usize) {
             "the remark says why: {remark:?}"
         );
     }
-    let p = c.call(pull(0));
+    let p = c.call(pull_request("FaultGroup", TOPIC, 0));
     assert_eq!(p.code, 0, "pull after the fault: {p:?}");
     let want: Vec<String> = (0..ok).map(|i| format!("fault-body-{i}")).collect();
-    assert_eq!(bodies(&p.body), want);
+    let got: Vec<String> = record_bodies(&p.body)
+        .into_iter()
+        .map(|b| String::from_utf8(b).unwrap())
+        .collect();
+    assert_eq!(got, want);
     broker.proc_.assert_alive();
 }
 

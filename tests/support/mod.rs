@@ -432,3 +432,58 @@ pub fn wait_route(ns_port: u16, topic: &str, timeout: Duration) -> Option<Remoti
         (r.code == 0).then_some(r)
     })
 }
+
+/// PULL_MESSAGE for queue 0 of `topic`, up to 32 records from `offset`: the subscription (`*`)
+/// travels with the request, no suspension, no offset commit.
+pub fn pull_request(group: &str, topic: &str, offset: u64) -> RemotingCommand {
+    RemotingCommand::request(11, 0)
+        .with_field("consumerGroup", group)
+        .with_field("topic", topic)
+        .with_field("queueId", "0")
+        .with_field("queueOffset", offset.to_string())
+        .with_field("maxMsgNums", "32")
+        .with_field("sysFlag", "4") // FLAG_SUBSCRIPTION only
+        .with_field("commitOffset", "0")
+        .with_field("suspendTimeoutMillis", "0")
+        .with_field("subscription", "*")
+        .with_field("subVersion", "0")
+        .with_field("expressionType", "TAG")
+}
+
+/// The bodies of the records a pull response carries, in order (each record checked whole).
+pub fn record_bodies(mut body: &[u8]) -> Vec<Vec<u8>> {
+    use shardmq::store::record::{self, Decoded};
+    let mut out = Vec::new();
+    while !body.is_empty() {
+        match record::check(body).unwrap() {
+            Decoded::Record(r) => {
+                out.push(r.body.to_vec());
+                body = &body[r.total_size as usize..];
+            }
+            other => panic!("pull body holds {other:?}, not a record"),
+        }
+    }
+    out
+}
+
+/// SEND_MESSAGE_V2 (310) of `body` to `topic`/`queue_id` from producer group `PG`, with
+/// `properties` (`\u{1}` between name and value, `\u{2}` between pairs) and a topic created on
+/// first use with 4 queues.
+pub fn send_request(
+    topic: &str,
+    queue_id: i32,
+    properties: &str,
+    body: Vec<u8>,
+) -> RemotingCommand {
+    RemotingCommand::request(310, 0)
+        .with_field("a", "PG")
+        .with_field("b", topic)
+        .with_field("c", "TBW102")
+        .with_field("d", "4")
+        .with_field("e", queue_id.to_string())
+        .with_field("f", "0")
+        .with_field("g", "1700000000000")
+        .with_field("h", "0")
+        .with_field("i", properties)
+        .with_body(body)
+}
