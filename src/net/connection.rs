@@ -240,6 +240,7 @@ async fn read_loop<H: Handler>(
     let mut chunk = vec![0u8; CONN_READ_BUFFER_BYTES];
     'conn: loop {
         // Cut every whole frame already buffered.
+        let mut dispatched = false;
         loop {
             match frame::check(&buf, FRAME_MAX_LEN) {
                 Ok(Some(len)) => {
@@ -247,6 +248,7 @@ async fn read_loop<H: Handler>(
                     if !dispatch(bytes, &conn, handler.as_ref()) {
                         break 'conn;
                     }
+                    dispatched = true;
                 }
                 Ok(None) => break,
                 Err(e) => {
@@ -254,6 +256,14 @@ async fn read_loop<H: Handler>(
                     break 'conn;
                 }
             }
+        }
+        // A read of a socket that has data returns at once (no await point is reached), so a
+        // client that sends faster than the shard serves would keep this loop running and
+        // starve every other task of the shard: the flusher (no batch is written, no send is
+        // answered, the batches pile up in memory) and the other connections (ARCHITECTURE
+        // 44). One read's worth of requests per turn bounds the stretch.
+        if dispatched {
+            futures_lite::future::yield_now().await;
         }
         match reader.read(&mut chunk).await {
             Ok(0) => break,
@@ -307,4 +317,100 @@ fn dispatch<H: Handler>(bytes: Bytes, conn: &Rc<Connection>, handler: Option<&Rc
     })
     .detach();
     true
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+    use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd};
+
+    use super::*;
+
+    /// Counts the requests it is handed; answers none.
+    struct Count(Rc<Cell<usize>>);
+
+    impl Handler for Count {
+        async fn handle(
+            self: Rc<Self>,
+            _r: RemotingCommand,
+            _c: Rc<Connection>,
+        ) -> Option<RemotingCommand> {
+            self.0.set(self.0.get() + 1);
+            None
+        }
+    }
+
+    /// A socket whose data is all there when the read loop starts is read in full 64 KiB
+    /// reads that complete at once (no await point is reached). The read loop must still give
+    /// the shard back between reads (ARCHITECTURE 44): a task spawned beside it has to run
+    /// while requests remain unread. Before the fix it first ran once all were served.
+    #[test]
+    fn the_read_loop_yields_between_reads_of_a_socket_that_has_data() {
+        const FRAMES: usize = 10_000; // ~2.6 MiB of small requests, 40 reads
+        let mut wire = BytesMut::new();
+        for i in 0..FRAMES {
+            let mut r = RemotingCommand::request(310, 0)
+                .with_field("topic", "Fairness")
+                .with_body(vec![b'x'; 128]);
+            r.opaque = i as i32;
+            frame::encode(&r, &mut wire).unwrap();
+        }
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        // Room for the whole stream in the receiving socket (accepted sockets inherit it).
+        socket2::SockRef::from(&listener)
+            .set_recv_buffer_size(8 << 20)
+            .unwrap();
+        let mut client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (server, _) = listener.accept().unwrap();
+        let total = wire.len();
+        let writer = std::thread::spawn(move || {
+            client.write_all(&wire).unwrap();
+            client
+        });
+        // Wait until the whole stream sits in the server's receive queue.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        loop {
+            let mut queued: libc::c_int = 0;
+            // SAFETY: FIONREAD writes one int through the pointer, which is valid.
+            let rc = unsafe { libc::ioctl(server.as_raw_fd(), libc::FIONREAD, &mut queued) };
+            assert_eq!(rc, 0, "FIONREAD");
+            if usize::try_from(queued).unwrap() >= total {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{queued} of {total} bytes queued"
+            );
+            #[allow(clippy::disallowed_methods)] // reason: the test's thread, not a shard
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        let _client = writer.join().unwrap();
+        let fd = server.into_raw_fd();
+
+        let seen = crate::store::test_util::run(move || async move {
+            // SAFETY: `fd` is a connected TCP socket this test owns and hands over.
+            let stream = unsafe { TcpStream::from_raw_fd(fd) };
+            let served = Rc::new(Cell::new(0));
+            let seen = Rc::new(RefCell::new(Vec::new()));
+            let probe = {
+                let (served, seen) = (served.clone(), seen.clone());
+                glommio::spawn_local(async move {
+                    while served.get() < FRAMES {
+                        seen.borrow_mut().push(served.get());
+                        futures_lite::future::yield_now().await;
+                    }
+                })
+            };
+            let _conn = Connection::start(stream, 1, Some(Rc::new(Count(served.clone()))));
+            probe.await;
+            let seen = seen.borrow().clone();
+            seen
+        });
+        let between = seen.iter().filter(|&&n| n > 0 && n < FRAMES).count();
+        assert!(
+            between > 0,
+            "a task beside the read loop never ran while requests were left: it saw {:?}",
+            seen
+        );
+    }
 }

@@ -35,7 +35,7 @@ mod recovery;
 pub mod replica;
 pub mod retention;
 #[cfg(test)]
-mod test_util;
+pub(crate) mod test_util;
 #[cfg(test)]
 mod tests;
 pub mod write_pool;
