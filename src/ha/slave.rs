@@ -205,6 +205,10 @@ async fn replicate_once(shard: &Rc<BrokerShard>, addr: &str) -> Result<(), HaErr
                 .map_err(io_err("read transfer data from", addr))?;
             let ack = store.replica_append(offset, Bytes::from(data)).await?;
             let _ = ack_tx.unbounded_send((offset + u64::from(size), ack));
+            // Neither the reads of a socket that has data nor the append reach an await point,
+            // so a catch-up stream would keep this loop running: nothing written, nothing
+            // reported, no client of this shard served (ARCHITECTURE 44).
+            futures_lite::future::yield_now().await;
         }
     }
     .await;
