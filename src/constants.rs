@@ -57,6 +57,10 @@ pub const CONN_READ_BUFFER_BYTES: usize = 64 * 1024;
 /// Requests being served at once for one connection; beyond it the client is misbehaving.
 pub const CONN_MAX_IN_FLIGHT_REQUESTS: usize = 65_536;
 
+/// A master reads commit-log bytes its read cache no longer holds (a slave catching up) this
+/// many at a time, and ships them in transfers of `haTransferBatchSize`.
+pub const HA_CATCH_UP_READ_BYTES: u32 = 1 << 20;
+
 /// A long-polled pull is held at most this long whatever the client asks (clients time out
 /// suspended pulls after 30 s).
 pub const PULL_SUSPEND_MAX_MS: u64 = 20_000;
@@ -71,6 +75,12 @@ pub const CLIENT_CHANNEL_EXPIRE_MS: i64 = 120_000;
 const _: () = assert!(CONN_READ_BUFFER_BYTES <= FRAME_MAX_LEN);
 const _: () = assert!(CONN_WRITE_BATCH_BYTES <= FRAME_MAX_LEN);
 const _: () = assert!(PULL_SUSPEND_MAX_MS < 30_000);
+
+/// Longest stretch a shard runs ready tasks before it polls its ring (timers, completions,
+/// sockets). glommio's default is 100 ms: a shard with always-ready work (a slave catching
+/// up, a flooded connection, both yielding per piece) then answered nothing else for that
+/// long (ARCHITECTURE 44).
+pub const SHARD_PREEMPT_TIMER: std::time::Duration = std::time::Duration::from_millis(10);
 
 /// io_uring registered-buffer memory per executor. `ulimit -l` is 8 MiB on these machines
 /// and is shared by every executor of the process (GLOMMIO-NOTES.md).

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use glommio::{LocalExecutorBuilder, Placement};
 
-use crate::constants::GLOMMIO_IO_MEMORY_BYTES;
+use crate::constants::{GLOMMIO_IO_MEMORY_BYTES, SHARD_PREEMPT_TIMER};
 use crate::namesrv::{ConnId, NameServer, NamesrvSettings};
 use crate::net::{Connection, Handler};
 use crate::remoting::RemotingCommand;
@@ -72,6 +72,7 @@ pub fn spawn(
     let handle = LocalExecutorBuilder::new(Placement::Unbound)
         .name("namesrv")
         .io_memory(GLOMMIO_IO_MEMORY_BYTES)
+        .preempt_timer(SHARD_PREEMPT_TIMER)
         .spawn(move || async move {
             let listener = match crate::net::server::bind(listen) {
                 Ok(l) => l,

@@ -18,7 +18,7 @@ use crate::broker::persist::{load_with_backup, write_off_shard};
 use crate::broker::processor::BrokerService;
 use crate::broker::topics::{TopicManager, TopicTable};
 use crate::broker::{register, BrokerSettings, BrokerShard, ControlPlane};
-use crate::constants::GLOMMIO_IO_MEMORY_BYTES;
+use crate::constants::{GLOMMIO_IO_MEMORY_BYTES, SHARD_PREEMPT_TIMER};
 use crate::net::RemotingClient;
 use crate::runtime::{now_ms, Inbox, Mesh};
 use crate::store::{self, ShardId, ShardStore};
@@ -131,6 +131,7 @@ pub fn run(settings: BrokerSettings) -> Result<(), String> {
         let handle = LocalExecutorBuilder::new(Placement::Unbound)
             .name(&format!("shard-{id}"))
             .io_memory(GLOMMIO_IO_MEMORY_BYTES)
+            .preempt_timer(SHARD_PREEMPT_TIMER)
             .spawn(move || async move {
                 match start_shard(id, settings, mesh, inbox, abnormal, control, topics).await {
                     Ok(shard) => {

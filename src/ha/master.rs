@@ -6,6 +6,7 @@ use std::os::fd::{AsRawFd, FromRawFd};
 use std::rc::Rc;
 use std::time::Duration;
 
+use bytes::Bytes;
 use futures::io::{AsyncReadExt, AsyncWriteExt};
 use glommio::net::{TcpListener, TcpStream};
 
@@ -14,6 +15,7 @@ use super::{
     STATUS_BAD_REQUEST, STATUS_OK, STATUS_SHARD_COUNT,
 };
 use crate::broker::BrokerShard;
+use crate::constants::HA_CATCH_UP_READ_BYTES;
 
 /// Accepts slave connections on this shard's HA listener forever.
 pub async fn serve_ha_port(shard: Rc<BrokerShard>, listener: TcpListener) {
@@ -182,13 +184,29 @@ async fn serve_slave(
     };
     let mut next = request;
     let mut last_write = std::time::Instant::now();
+    // Bytes read from the file ahead of the transfers (catch-up), and where they start.
+    let mut ahead = (0u64, Bytes::new());
+    let batch = settings.transfer_batch_size as usize;
     let result: Result<(), HaError> = async {
         while !closed.get() {
             let seen = ha.end_moved.generation();
-            match store
-                .replica_read(next, settings.transfer_batch_size)
-                .await?
-            {
+            let (at, buf) = &ahead;
+            let data = if next >= *at && next < *at + buf.len() as u64 {
+                let off = (next - at) as usize;
+                Some(buf.slice(off..buf.len().min(off + batch)))
+            } else {
+                let read = store
+                    .replica_read(next, settings.transfer_batch_size, HA_CATCH_UP_READ_BYTES)
+                    .await?;
+                read.map(|b| {
+                    let first = b.slice(..b.len().min(batch));
+                    if b.len() > batch {
+                        ahead = (next, b);
+                    }
+                    first
+                })
+            };
+            match data {
                 Some(data) => {
                     let len = u32::try_from(data.len()).unwrap_or(u32::MAX);
                     let mut frame = Vec::with_capacity(12 + data.len());

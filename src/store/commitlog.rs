@@ -1385,7 +1385,7 @@ fn check_whole_write(path: &Path, n: usize, want: usize, at: u64) -> Result<(), 
 /// ones copied into the mapping (ARCHITECTURE 41: per 4 KiB page the mapping's populate and
 /// write fault cost more than the buffered write's hand-off to an io-wq worker, which is paid
 /// per chunk).
-pub const BUFFERED_WRITE_MIN: usize = 64 << 10;
+pub const BUFFERED_WRITE_MIN: usize = 32 << 10;
 
 /// Back-pressure: at most this many group-commit batches wait to be written behind the one
 /// being written (see `refuse_if_busy`). 64 x the default 1 MiB batch bounds a shard's

@@ -5,7 +5,7 @@
 
 use bytes::Bytes;
 
-use super::commitlog::ShardStore;
+use super::commitlog::{Log, ShardStore};
 use super::io::gio_err;
 use super::record;
 use super::{split_offset, GetResult, GetStatus, StoreError, GET_SCAN_ENTRIES_MIN};
@@ -72,12 +72,8 @@ impl ShardStore {
             if pos + len64 > end {
                 return Ok(None);
             }
-            let i = log.cache.partition_point(|(s, _)| *s <= pos);
-            if let Some((s, b)) = i.checked_sub(1).and_then(|i| log.cache.get(i)) {
-                let off = (pos - s) as usize;
-                if off + len as usize <= b.len() {
-                    return Ok(Some(b.slice(off..off + len as usize)));
-                }
+            if let Some(b) = cached(&log, pos, len).filter(|b| b.len() == len as usize) {
+                return Ok(Some(b));
             }
             match log.segment_for(pos) {
                 Some(s) if pos + len64 <= s.start + self.file_size() => s.clone(),
@@ -243,4 +239,13 @@ impl ShardStore {
         }
         Ok(lo)
     }
+}
+
+/// Up to `max` bytes at local offset `pos` from the read-cache entry that holds `pos` (no
+/// copy; fewer when the entry ends first).
+pub(super) fn cached(log: &Log, pos: u64, max: u32) -> Option<Bytes> {
+    let i = log.cache.partition_point(|(s, _)| *s <= pos);
+    let (s, b) = log.cache.get(i.checked_sub(1)?)?;
+    let off = usize::try_from(pos - s).ok()?;
+    (off < b.len()).then(|| b.slice(off..b.len().min(off.saturating_add(max as usize))))
 }

@@ -61,9 +61,17 @@ impl ShardStore {
         self.log.borrow().segments.first().map_or(0, |s| s.start)
     }
 
-    /// Up to `max` written bytes at local offset `from`, within one file. `None`: nothing
-    /// written there yet (or `from` is below the oldest file).
-    pub async fn replica_read(&self, from: u64, max: u32) -> Result<Option<Bytes>, StoreError> {
+    /// Written bytes at local offset `from`, within one file: from the read cache up to
+    /// `max` (fewer where the cache entry holding `from` ends: a shorter transfer, not a
+    /// read of the file), else from the file up to `disk_max` (a slave catching up: one
+    /// large read instead of many small ones, each a round trip to the device). `None`:
+    /// nothing written there yet (or `from` is below the oldest file).
+    pub async fn replica_read(
+        &self,
+        from: u64,
+        max: u32,
+        disk_max: u32,
+    ) -> Result<Option<Bytes>, StoreError> {
         let (end, seg_end) = {
             let log = self.log.borrow();
             let Some(seg) = log.segment_for(from) else {
@@ -74,8 +82,13 @@ impl ShardStore {
         if from >= end {
             return Ok(None);
         }
-        let len = (end.min(seg_end) - from).min(u64::from(max));
-        let len = u32::try_from(len).unwrap_or(max);
+        let avail = end.min(seg_end) - from;
+        let len = u32::try_from(avail.min(u64::from(max))).unwrap_or(max);
+        if let Some(b) = super::reader::cached(&self.log.borrow(), from, len) {
+            return Ok(Some(b));
+        }
+        let disk_max = disk_max.max(max);
+        let len = u32::try_from(avail.min(u64::from(disk_max))).unwrap_or(disk_max);
         self.read_below(from, len, Upto::Written).await
     }
 
@@ -322,6 +335,20 @@ mod tests {
         }
     }
 
+    /// The commit-log file that starts at offset 0, wherever under `dir` the layout puts it.
+    fn first_log_file(dir: &Path) -> std::path::PathBuf {
+        for e in std::fs::read_dir(dir).unwrap().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                return first_log_file(&p);
+            }
+            if e.file_name().to_string_lossy() == format!("{:020}", 0) {
+                return p;
+            }
+        }
+        panic!("no commit-log file under {}", dir.display());
+    }
+
     fn batch(qid: u32, body: Vec<u8>) -> PutBatch {
         PutBatch {
             topic: "T".into(),
@@ -362,7 +389,7 @@ mod tests {
                 assert!(m.visible_end() > 2 * 64 * 1024, "several files");
                 let mut at = s.write_end();
                 let mut acks = Vec::new();
-                while let Some(data) = m.replica_read(at, 777).await.unwrap() {
+                while let Some(data) = m.replica_read(at, 777, 777).await.unwrap() {
                     let n = data.len() as u64;
                     acks.push(s.replica_append(at, data).await.unwrap());
                     at += n;
@@ -405,6 +432,60 @@ mod tests {
             .unwrap();
         let _ = std::fs::remove_dir_all(test_dir("rebuild"));
     }
+    /// Bytes the read cache holds are shipped `max` at a time, as they are; bytes it no
+    /// longer holds (a slave catching up) are read from the file `disk_max` at a time, and
+    /// are the bytes of the file either way.
+    #[test]
+    fn the_shipper_reads_the_file_in_large_pieces_and_the_cache_in_transfers() {
+        for cache in [1 << 20, 0] {
+            let dir = test_dir(&format!("ship-ahead-{cache}"));
+            let c = StoreConfig {
+                read_cache_bytes: cache,
+                ..cfg(&dir)
+            };
+            glommio::LocalExecutorBuilder::default()
+                .spawn(move || async move {
+                    let m = ShardStore::open(c, ShardId(1), false).await.unwrap();
+                    for i in 0..40u32 {
+                        m.put(batch(0, vec![b'a' + (i % 26) as u8; 500]))
+                            .await
+                            .unwrap();
+                    }
+                    let end = m.written_end();
+                    assert!(end > 4000 && end < 64 * 1024, "one file: {end}");
+                    // Each put was a batch of its own: a cache entry of one record.
+                    let small = m.replica_read(100, 1000, 8000).await.unwrap().unwrap();
+                    if cache > 0 {
+                        assert!(small.len() < 1000, "the rest of the entry: {}", small.len());
+                    } else {
+                        assert_eq!(small.len(), 8000);
+                    }
+                    let whole = m.replica_read(0, 1000, 1 << 20).await.unwrap().unwrap();
+                    let whole = if cache > 0 {
+                        // From the cache, entry by entry; the file holds the same bytes.
+                        assert!(whole.len() < 1000);
+                        let mut all = Vec::new();
+                        let mut at = 0;
+                        while let Some(b) = m.replica_read(at, 1000, 1000).await.unwrap() {
+                            at += b.len() as u64;
+                            all.extend_from_slice(&b);
+                        }
+                        Bytes::from(all)
+                    } else {
+                        whole
+                    };
+                    assert_eq!(whole.len() as u64, end, "up to the written end, no further");
+                    assert_eq!(&whole[100..100 + small.len()], &small[..]);
+                    let file = std::fs::read(first_log_file(&dir.join("commitlog"))).unwrap();
+                    assert_eq!(&file[..whole.len()], &whole[..]);
+                    m.shutdown().await.unwrap();
+                })
+                .unwrap()
+                .join()
+                .unwrap();
+        }
+    }
+
     /// SYNC_FLUSH: the shipper gets a batch's bytes once they are written, while its
     /// fdatasync still runs (ARCHITECTURE 25); consumers see them only after it. From the read
     /// cache, and from the file when the cache is off.
@@ -429,7 +510,7 @@ mod tests {
                     let mut shipped = None;
                     for _ in 0..150 {
                         glommio::timer::sleep(std::time::Duration::from_millis(10)).await;
-                        shipped = m.replica_read(0, 1 << 20).await.unwrap();
+                        shipped = m.replica_read(0, 1 << 20, 1 << 20).await.unwrap();
                         if shipped.is_some() {
                             break;
                         }
