@@ -257,11 +257,12 @@ async fn read_loop<H: Handler>(
                 }
             }
         }
-        // A read of a socket that has data returns at once (no await point is reached), so a
-        // client that sends faster than the shard serves would keep this loop running and
-        // starve every other task of the shard: the flusher (no batch is written, no send is
-        // answered, the batches pile up in memory) and the other connections (ARCHITECTURE
-        // 44). One read's worth of requests per turn bounds the stretch.
+        // glommio's read first tries a non-blocking recv, and after one that filled the
+        // buffer it tries the same way again: no await point is reached while the socket
+        // holds another 64 KiB. A client that sends faster than the shard serves would keep
+        // this loop running and starve every other task of the shard: the flusher (no batch
+        // written, no send answered, the batches pile up in memory) and the other connections
+        // (ARCHITECTURE 44). One read's worth of requests per turn bounds the stretch.
         if dispatched {
             futures_lite::future::yield_now().await;
         }
