@@ -347,22 +347,36 @@ mod tests {
     /// while requests remain unread. Before the fix it first ran once all were served.
     #[test]
     fn the_read_loop_yields_between_reads_of_a_socket_that_has_data() {
-        const FRAMES: usize = 10_000; // ~2.6 MiB of small requests, 40 reads
-        let mut wire = BytesMut::new();
-        for i in 0..FRAMES {
-            let mut r = RemotingCommand::request(310, 0)
-                .with_field("topic", "Fairness")
-                .with_body(vec![b'x'; 128]);
-            r.opaque = i as i32;
-            frame::encode(&r, &mut wire).unwrap();
-        }
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        // Room for the whole stream in the receiving socket (accepted sockets inherit it).
+        // Room for the stream in the receiving socket (accepted sockets inherit it; the
+        // kernel caps it at `net.core.rmem_max`, 208 KiB by default, 4 MiB here).
         socket2::SockRef::from(&listener)
             .set_recv_buffer_size(8 << 20)
             .unwrap();
         let mut client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
         let (server, _) = listener.accept().unwrap();
+        // Up to ~2.6 MiB of small requests (40 reads), within a quarter of what the socket
+        // takes (the rest is its bookkeeping); more than one read's worth is enough to tell.
+        let room = socket2::SockRef::from(&server).recv_buffer_size().unwrap() / 4;
+        let mut wire = BytesMut::new();
+        let mut frames = 0;
+        while frames < 10_000 {
+            let mut r = RemotingCommand::request(310, 0)
+                .with_field("topic", "Fairness")
+                .with_body(vec![b'x'; 128]);
+            r.opaque = frames as i32;
+            let mut one = BytesMut::new();
+            frame::encode(&r, &mut one).unwrap();
+            if wire.len() + one.len() > room {
+                break;
+            }
+            wire.extend_from_slice(&one);
+            frames += 1;
+        }
+        assert!(
+            wire.len() > CONN_READ_BUFFER_BYTES,
+            "the socket takes only {room} bytes"
+        );
         let total = wire.len();
         let writer = std::thread::spawn(move || {
             client.write_all(&wire).unwrap();
@@ -396,7 +410,7 @@ mod tests {
             let probe = {
                 let (served, seen) = (served.clone(), seen.clone());
                 glommio::spawn_local(async move {
-                    while served.get() < FRAMES {
+                    while served.get() < frames {
                         seen.borrow_mut().push(served.get());
                         futures_lite::future::yield_now().await;
                     }
@@ -407,7 +421,7 @@ mod tests {
             let seen = seen.borrow().clone();
             seen
         });
-        let between = seen.iter().filter(|&&n| n > 0 && n < FRAMES).count();
+        let between = seen.iter().filter(|&&n| n > 0 && n < frames).count();
         assert!(
             between > 0,
             "a task beside the read loop never ran while requests were left: it saw {:?}",
