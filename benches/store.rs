@@ -3,8 +3,9 @@
 //!   fallocated blocks (as the store's files are: each write converts unwritten extents, so its
 //!   fdatasync also writes metadata) and into written blocks (the device's best case), and its
 //!   raw sequential bandwidth (4 MiB O_DIRECT writes, each followed by fdatasync);
-//! - the store's SYNC_FLUSH append latency (p50/p99) and appends/s at 1, 8 and 64 concurrent
-//!   writers with 1 KiB bodies, on one shard;
+//! - the store's SYNC_FLUSH append latency (p50/p99) and appends/s at 1, 8, 64 and 1024
+//!   concurrent writers with 1 KiB bodies, on one shard, into fallocated files (the default)
+//!   and into warm files (`warmMapedFileEnable`: written with zeros when created);
 //! - the ratios against the goals (p99 at 64 writers <= 1.5 x raw fdatasync p99; throughput
 //!   >= 50 % of the raw sequential bandwidth);
 //! - the group-commit appender's CPU cost per record at fixed batch sizes (ns/op): encoding into
@@ -192,9 +193,10 @@ fn thread_cpu() -> Duration {
     tv(ru.ru_utime) + tv(ru.ru_stime)
 }
 
-/// `writers` closed-loop writers, each putting one 1 KiB record at a time, SYNC_FLUSH.
-async fn store_run(dir: &Path, writers: usize, secs: Duration) -> StoreRun {
-    let root = dir.join(format!("store-{writers}"));
+/// `writers` closed-loop writers, each putting one 1 KiB record at a time, SYNC_FLUSH; `warm`:
+/// `warmMapedFileEnable` (files written with zeros when created, ARCHITECTURE 46).
+async fn store_run(dir: &Path, writers: usize, secs: Duration, warm: bool) -> StoreRun {
+    let root = dir.join(format!("store-{writers}-{warm}"));
     let cfg = StoreConfig {
         commitlog_dir: root.join("commitlog"),
         consume_queue_dir: root.join("consumequeue"),
@@ -207,6 +209,8 @@ async fn store_run(dir: &Path, writers: usize, secs: Duration) -> StoreRun {
         max_message_size: 4 << 20,
         group_commit_max_bytes: GROUP_COMMIT_MAX_BYTES,
         read_cache_bytes: 16 << 20,
+        // upstream's flushLeastPagesWhenWarmMapedFile default: 4096 pages.
+        warm_commitlog: warm.then_some(4096 * 4096),
         busy_timeout_ms: 1000,
         // Upstream's index geometry: every append is also indexed, as in production.
         index: shardmq::store::IndexConfig {
@@ -316,9 +320,10 @@ fn record_bytes() -> f64 {
     record::record_len(RECORD_BODY, "BenchTopic".len(), properties(0).len()) as f64
 }
 
-fn print_store_run(w: usize, r: &StoreRun) {
+fn print_store_run(w: usize, r: &StoreRun, warm: bool) {
+    let files = if warm { "warm" } else { "fallocated" };
     println!(
-        "store SYNC_FLUSH 1 KiB, {w:>4} writers: p50 {:>8.1} us  p99 {:>8.1} us  {:>9.0} appends/s  {:>7.1} MiB/s  {:.1} appends/fdatasync  {:.2} us CPU/append  (n={})",
+        "store SYNC_FLUSH 1 KiB, {files:>10} files, {w:>4} writers: p50 {:>8.1} us  p99 {:>8.1} us  {:>9.0} appends/s  {:>7.1} MiB/s  {:.1} appends/fdatasync  {:.2} us CPU/append  (n={})",
         us(&r.hist, 0.5),
         us(&r.hist, 0.99),
         r.appends_per_sec,
@@ -360,7 +365,9 @@ fn main() {
             if let Some(only) = only.filter(|o| !o.is_empty()) {
                 // Profiling mode: the store phases asked for, nothing else.
                 for w in only {
-                    print_store_run(w, &store_run(&d, w, secs).await);
+                    for warm in [false, true] {
+                        print_store_run(w, &store_run(&d, w, secs, warm).await, warm);
+                    }
                 }
                 return;
             }
@@ -395,22 +402,26 @@ fn main() {
                 "closed-loop ceiling @64 (64 records per raw 64 KiB write+fdatasync p50, fallocated blocks as the store's): {ceiling64:.0} appends/s = {:.1} % of raw sequential bandwidth",
                 100.0 * ceiling64 * rec / bw
             );
-            let mut at64 = None;
+            let mut at64 = Vec::new();
             for w in WRITERS {
-                let r = store_run(&d, w, secs).await;
-                print_store_run(w, &r);
-                if w == 1024 {
-                    println!(
-                        "ratio store bytes/s @1024 / raw sequential bandwidth: {:.1} %",
-                        100.0 * r.appends_per_sec * rec / bw
-                    );
-                }
-                if w == 64 {
-                    at64 = Some(r);
+                // Fallocated files (the default) and warm files, one after the other.
+                for warm in [false, true] {
+                    let r = store_run(&d, w, secs, warm).await;
+                    print_store_run(w, &r, warm);
+                    if w == 1024 {
+                        println!(
+                            "ratio store bytes/s @1024 / raw sequential bandwidth: {:.1} %",
+                            100.0 * r.appends_per_sec * rec / bw
+                        );
+                    }
+                    if w == 64 {
+                        at64.push((warm, r));
+                    }
                 }
             }
-            if let Some(r) = at64 {
+            for (warm, r) in at64 {
                 let p99 = us(&r.hist, 0.99);
+                println!("{} files:", if warm { "warm" } else { "fallocated" });
                 println!(
                     "ratio p99@64 / raw 4 KiB p99: {:.2} (fallocated blocks)  {:.2} (written blocks);  / raw 64 KiB p99: {:.2} (fallocated)  {:.2} (written)   (goal <= 1.5)",
                     p99 / us(&raw4_fresh, 0.99),

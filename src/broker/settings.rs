@@ -169,6 +169,7 @@ pub fn from_config(c: &crate::config::BrokerConfig) -> Result<BrokerSettings, St
             group_commit_max_bytes: usize::try_from(c.shardmq.group_commit_max_bytes)
                 .unwrap_or(1 << 20),
             read_cache_bytes: usize::try_from(c.shardmq.read_cache_bytes).unwrap_or(64 << 20),
+            warm_commitlog: warm_commitlog(s),
             busy_timeout_ms: s.os_page_cache_busy_time_out_mills,
             index: crate::store::IndexConfig {
                 dir: s.store_path_index.clone(),
@@ -208,6 +209,30 @@ pub fn from_config(c: &crate::config::BrokerConfig) -> Result<BrokerSettings, St
     Ok(settings)
 }
 
+/// `warmMapedFileEnable=true`: a SYNC_FLUSH store writes zeros into each new commit-log file
+/// (fdatasync every `flushLeastPagesWhenWarmMapedFile` pages), so its group commits overwrite
+/// written blocks instead of converting fallocated ones (ARCHITECTURE 46). An ASYNC_FLUSH
+/// store writes through the page cache, where zeros on disk would only make the kernel read
+/// pages it now creates empty: there the key is accepted and has no effect (logged).
+fn warm_commitlog(s: &crate::config::MessageStoreConfig) -> Option<u64> {
+    if !s.warm_maped_file_enable {
+        return None;
+    }
+    match s.flush_disk_type {
+        crate::config::FlushDiskType::SyncFlush => Some(
+            u64::from(s.flush_least_pages_when_warm_maped_file)
+                .saturating_mul(crate::store::io::DMA_ALIGN),
+        ),
+        crate::config::FlushDiskType::AsyncFlush => {
+            tracing::info!(
+                "warmMapedFileEnable=true has no effect with flushDiskType=ASYNC_FLUSH: \
+                 commit-log files are written through the page cache"
+            );
+            None
+        }
+    }
+}
+
 /// How often a SYNC_FLUSH slave fdatasyncs what it has written (upstream's slave: its group
 /// commit thread flushes every 10 ms on its own, since no put waits on it).
 pub const SLAVE_SYNC_FLUSH_INTERVAL_MS: u64 = 10;
@@ -221,6 +246,8 @@ fn slave_flush_behind_reports(s: &mut BrokerSettings) {
     if s.role == Role::Slave && s.store.flush_mode == crate::store::FlushMode::Sync {
         s.store.flush_mode = crate::store::FlushMode::Async;
         s.store.flush_interval_ms = SLAVE_SYNC_FLUSH_INTERVAL_MS;
+        // Page-cache writes: zeros on disk would gain nothing (see `warm_commitlog`).
+        s.store.warm_commitlog = None;
         tracing::info!(
             "SLAVE with flushDiskType=SYNC_FLUSH: what arrives is reported once in the page cache \
              and fdatasynced every {SLAVE_SYNC_FLUSH_INTERVAL_MS} ms, as upstream's slave does"

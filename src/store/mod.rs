@@ -82,6 +82,11 @@ pub struct StoreConfig {
     /// has waited this long (upstream's `osPageCacheBusyTimeOutMills`, 1000 ms).
     pub busy_timeout_ms: u64,
     pub read_cache_bytes: usize,
+    /// `warmMapedFileEnable` in Sync mode: new commit-log files (and the tail recovery cuts)
+    /// are written with zeros, with an fdatasync every this many bytes (0: at the end only;
+    /// upstream's `flushLeastPagesWhenWarmMapedFile` pages); None: files stay fallocated
+    /// (ARCHITECTURE 32, 46).
+    pub warm_commitlog: Option<u64>,
     /// The message-key index (index.rs).
     pub index: IndexConfig,
 }

@@ -103,7 +103,10 @@ pub(crate) async fn recover(
         last_ts = scan.last_ts;
     }
     truncate_queues(&mut queues, &disk_max, global_offset(shard, end)).await?;
-    let tail = cut_log_tail(&mut segments, end, fs).await?;
+    let warm = cfg
+        .warm_commitlog
+        .filter(|_| cfg.flush_mode == super::FlushMode::Sync);
+    let tail = cut_log_tail(&mut segments, end, fs, warm, abnormal).await?;
     for q in queues.values_mut() {
         q.reserved = q.cq.max_offset();
     }
@@ -415,11 +418,16 @@ async fn truncate_queues(
 }
 
 /// Deletes files after the one holding `end`, zeroes that file from `end` on, and returns the
-/// partial tail page the appender must carry.
+/// partial tail page the appender must carry. With `warm` (Sync mode's `warmMapedFileEnable`,
+/// whose files were written with zeros when created): after a clean stop nothing follows the
+/// end but zeros (every write completed, its last page zero padded), so the written zeros are
+/// kept; after a crash the cut tail is written with zeros again, as a new file would be.
 async fn cut_log_tail(
     segments: &mut Vec<Segment>,
     end: u64,
     fs: u64,
+    warm: Option<u64>,
+    abnormal: bool,
 ) -> Result<Option<(u64, Vec<u8>)>, StoreError> {
     let cut_from = segments.iter().take_while(|s| s.start <= end).count();
     for s in segments.drain(cut_from..) {
@@ -431,22 +439,41 @@ async fn cut_log_tail(
         return Ok(None);
     };
     let at = end - seg.start;
-    // Punch out everything after the end (partial block zeroed), then re-reserve the blocks.
-    seg.file
-        .deallocate(at, fs - at)
-        .await
-        .map_err(gio_err("zero commitlog tail", &seg.path))?;
-    let _ = seg.file.pre_allocate(fs, true).await;
-    seg.file
-        .fdatasync()
-        .await
-        .map_err(gio_err("fdatasync commitlog", &seg.path))?;
+    if warm.is_none() || abnormal {
+        zero_log_tail(seg, at, fs, warm).await?;
+    }
     let page = align_down(end);
     if page == end {
         return Ok(None);
     }
     let w = read_window(seg, page, end - page).await?;
     Ok(Some((page, w.data[..(end - page) as usize].to_vec())))
+}
+
+/// Punches out everything after `at` (partial block zeroed) and re-reserves the blocks; with
+/// `warm`, writes zeros over them.
+async fn zero_log_tail(
+    seg: &Segment,
+    at: u64,
+    fs: u64,
+    warm: Option<u64>,
+) -> Result<(), StoreError> {
+    seg.file
+        .deallocate(at, fs - at)
+        .await
+        .map_err(gio_err("zero commitlog tail", &seg.path))?;
+    let _ = seg.file.pre_allocate(fs, true).await;
+    match warm {
+        Some(flush_every) => {
+            super::io::write_zeros(&seg.file, &seg.path, align_up(at), fs, flush_every).await?
+        }
+        None => seg
+            .file
+            .fdatasync()
+            .await
+            .map_err(gio_err("fdatasync commitlog", &seg.path))?,
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -331,6 +331,7 @@ mod tests {
     fn cfg(dir: &Path) -> StoreConfig {
         StoreConfig {
             read_cache_bytes: 1 << 20,
+            warm_commitlog: None,
             ..base_config(dir, FlushMode::Sync)
         }
     }

@@ -77,6 +77,7 @@ pub fn base_config(dir: &Path, mode: FlushMode) -> StoreConfig {
         max_message_size: 8192,
         group_commit_max_bytes: 1 << 20,
         read_cache_bytes: 0,
+        warm_commitlog: None,
         busy_timeout_ms: 1000,
         index: IndexConfig {
             dir: dir.join("index"),
