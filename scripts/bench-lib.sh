@@ -45,6 +45,8 @@ start_namesrv() {
 }
 
 # start_broker DIR NAME FLUSH ROLE BROKER_ID [extra properties...] -> sets BROKER_PORT, BROKER_PID
+# BROKER_PROPS: more key=value properties (space separated) for every broker, e.g.
+# BROKER_PROPS=warmMapedFileEnable=true.
 start_broker() {
   local d=$1 name=$2 flush=$3 role=$4 id=$5; shift 5
   mkdir -p "$d/home"
@@ -54,7 +56,7 @@ start_broker() {
     printf 'flushDiskType=%s\nlistenPort=%s\nbrokerIP1=127.0.0.1\n' "$flush" "$BROKER_PORT"
     printf 'storePathRootDir=%s/store\nstorePathCommitLog=%s/store/commitlog\n' "$d" "$d"
     printf 'autoCreateTopicEnable=true\nnamesrvAddr=127.0.0.1:%s\nshardCount=%s\n' "$NS_PORT" "$SHARDS"
-    for kv in "$@"; do printf '%s\n' "$kv"; done
+    for kv in "$@" ${BROKER_PROPS:-}; do printf '%s\n' "$kv"; done
   } > "$d/broker.properties"
   HOME="$d/home" "$BIN_DIR/mqbroker" -c "$d/broker.properties" >"$d/broker.log" 2>&1 &
   BROKER_PID=$!

@@ -9,7 +9,8 @@
 # closed-loop throughput (latency from the intended send time). Writes every JSON, the plots,
 # and report.md (one table) into OUT_DIR. A topology the broker cannot run (no HA listener for
 # sync-master) is skipped with a note in the report. Env: DURATION (s, default 6), WARMUP (2),
-# CONSUMERS (default 1; 0 = producers only, the workload of upstream's benchmark Producer).
+# CONSUMERS (default 1; 0 = producers only, the workload of upstream's benchmark Producer),
+# BROKER_PROPS (key=value properties for every broker, e.g. warmMapedFileEnable=true).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
@@ -80,6 +81,7 @@ print("Host limits: 4 KiB %s write+fdatasync p50 %.3f ms p99 %.3f ms (%s on %s);
     "O_DIRECT" if f.get("o_direct") else "buffered", s.get("p50", 0) / 1000, s.get("p99", 0) / 1000,
     r["environment"].get("filesystem"), r["environment"].get("device"), t.get("p50", 0), t.get("p99", 0)))
 PYEOF
+  [ -z "${BROKER_PROPS:-}" ] || echo "Broker properties added to every broker: \`$BROKER_PROPS\`."
   for n in "${NOTES[@]}"; do echo "- $n"; done
 } >> "$OUT/report.md"
 cat "$OUT/report.md"

@@ -280,11 +280,15 @@ mod tests {
 
     /// Settings of a broker with `role` and `flush`, its store in a fresh directory.
     fn settings(role: &str, flush: &str) -> (BrokerSettings, tempfile::TempDir) {
+        settings_with(role, flush, "")
+    }
+
+    fn settings_with(role: &str, flush: &str, extra: &str) -> (BrokerSettings, tempfile::TempDir) {
         let dir = tempfile::tempdir().unwrap();
         let id = u8::from(role == "SLAVE");
         let text = format!(
             "brokerId={id}\nbrokerRole={role}\nflushDiskType={flush}\nbrokerIP1=127.0.0.1\n\
-             storePathRootDir={}\n",
+             storePathRootDir={}\n{extra}",
             dir.path().display()
         );
         let props = Properties::parse(text.as_bytes()).unwrap();
@@ -292,6 +296,27 @@ mod tests {
             .unwrap()
             .config;
         (from_config(&c).unwrap(), dir)
+    }
+
+    /// `warmMapedFileEnable` reaches the store only where direct-I/O group commits write the
+    /// files (a SYNC_FLUSH master), with upstream's flush step in bytes (ARCHITECTURE 46).
+    #[test]
+    fn warm_files_only_for_sync_flush_masters() {
+        let on = "warmMapedFileEnable=true\nflushLeastPagesWhenWarmMapedFile=16\n";
+        let (s, _d) = settings_with("SYNC_MASTER", "SYNC_FLUSH", on);
+        assert_eq!(s.store.warm_commitlog, Some(16 * 4096));
+        let (s, _d) = settings_with("ASYNC_MASTER", "SYNC_FLUSH", "warmMapedFileEnable=true\n");
+        assert_eq!(
+            s.store.warm_commitlog,
+            Some(4096 * 4096),
+            "upstream's default pages"
+        );
+        for (role, flush) in [("SYNC_MASTER", "ASYNC_FLUSH"), ("SLAVE", "SYNC_FLUSH")] {
+            let (s, _d) = settings_with(role, flush, on);
+            assert_eq!(s.store.warm_commitlog, None, "{role} {flush}");
+        }
+        let (s, _d) = settings("SYNC_MASTER", "SYNC_FLUSH");
+        assert_eq!(s.store.warm_commitlog, None, "off by default, as upstream");
     }
 
     #[test]
