@@ -56,6 +56,48 @@ fn fault_case(name: &str, flush: &str, faults: &str, op: &str, ok: usize) {
         .collect();
     assert_eq!(got, want);
     broker.proc_.assert_alive();
+    drop(c);
+
+    // A stop after the failure is not a clean stop: the broker says so (exit status) and
+    // leaves the abort file, so the next start recovers as after a crash (scans the log and
+    // cuts its tail) instead of trusting that every write completed.
+    let status = broker.proc_.terminate(std::time::Duration::from_secs(30));
+    assert!(!status.success(), "a stop after a failed write exits 0");
+    let dir = broker.proc_.dir.clone();
+    assert!(
+        dir.join("store/abort").exists(),
+        "abort file removed after a failed write: {}",
+        broker.proc_.log_tail(20)
+    );
+    // Restarted without the fault: every acknowledged send is there, in order (the failed
+    // batch's record may be too: it was written, only its fdatasync was refused), and sends
+    // are SEND_OK again.
+    let conf = broker.conf.to_str().unwrap().to_string();
+    let mut again = support::Proc::spawn(
+        "mqbroker-restart",
+        support::BROKER_BIN,
+        &["-c", &conf],
+        &dir,
+    );
+    support::wait_port(&mut again, broker.port, std::time::Duration::from_secs(20));
+    let mut c = Client::connect(broker.port);
+    let r = c.call(send(ok + 10));
+    assert_eq!(r.code, 0, "send after the restart: {r:?}");
+    let p = c.call(pull_request("FaultGroup", TOPIC, 0));
+    assert_eq!(p.code, 0, "pull after the restart: {p:?}");
+    let got: Vec<String> = record_bodies(&p.body)
+        .into_iter()
+        .map(|b| String::from_utf8(b).unwrap())
+        .collect();
+    assert_eq!(got[..ok], want[..], "{got:?}");
+    let rest: Vec<&str> = got[ok..].iter().map(String::as_str).collect();
+    let failed_body = format!("fault-body-{ok}");
+    let new_body = format!("fault-body-{}", ok + 10);
+    assert!(
+        rest == [new_body.as_str()] || rest == [failed_body.as_str(), new_body.as_str()],
+        "after the acknowledged sends: {rest:?}"
+    );
+    again.assert_alive();
 }
 
 #[test]

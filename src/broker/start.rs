@@ -137,10 +137,11 @@ pub fn run(settings: BrokerSettings) -> Result<(), String> {
                     Ok(shard) => {
                         let _ = ready.send(Ok(id));
                         let _ = stop_rx.await;
-                        stop_shard(&shard).await;
+                        stop_shard(&shard).await
                     }
                     Err(e) => {
                         let _ = ready.send(Err(e));
+                        false
                     }
                 }
             })
@@ -171,8 +172,19 @@ pub fn run(settings: BrokerSettings) -> Result<(), String> {
     for tx in stop_senders {
         let _ = tx.send(());
     }
+    // Every shard's store must have stopped cleanly (every write done, nothing failed) for the
+    // next start to skip crash recovery: a store that stopped after a failed write, or a shard
+    // that panicked, leaves the abort file, and the next start scans and cuts the log's tail.
+    let mut clean = true;
     for h in handles {
-        let _ = h.join();
+        clean &= matches!(h.join(), Ok(true));
+    }
+    if !clean {
+        tracing::error!(
+            path = %settings.abort_path.display(),
+            "a shard did not stop cleanly: the abort file stays and the next start recovers as after a crash"
+        );
+        return Err("a shard did not stop cleanly (see the log)".to_string());
     }
     store::remove_abort(&settings.abort_path).map_err(|e| {
         format!(
@@ -389,7 +401,8 @@ async fn persist_control(shard: &Rc<BrokerShard>) {
     }
 }
 
-async fn stop_shard(shard: &Rc<BrokerShard>) {
+/// Stops a shard; true when its store shut down cleanly.
+async fn stop_shard(shard: &Rc<BrokerShard>) -> bool {
     shard.stopping.set(true);
     if shard.id == 0 {
         register::unregister_all(shard).await;
@@ -400,7 +413,11 @@ async fn stop_shard(shard: &Rc<BrokerShard>) {
         }
         persist_control(shard).await;
     }
-    if let Err(e) = shard.store.shutdown().await {
-        tracing::error!(shard = shard.id, error = %e, "store shutdown failed");
+    match shard.store.shutdown().await {
+        Ok(()) => true,
+        Err(e) => {
+            tracing::error!(shard = shard.id, error = %e, "store shutdown failed");
+            false
+        }
     }
 }

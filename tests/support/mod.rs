@@ -93,6 +93,26 @@ impl Proc {
         }
     }
 
+    /// SIGTERM (what `mqshutdown` sends), then waits up to `timeout` for the exit status.
+    pub fn terminate(&mut self, timeout: Duration) -> std::process::ExitStatus {
+        let pid = i32::try_from(self.child.id()).unwrap();
+        // SAFETY: kill(2) on our own child process.
+        unsafe { libc::kill(pid, libc::SIGTERM) };
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            if let Some(st) = self.child.try_wait().unwrap() {
+                return st;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{} did not stop within {timeout:?}: {}",
+                self.name,
+                self.log_tail(20)
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// The last `n` lines of the process log (for failure messages).
     pub fn log_tail(&self, n: usize) -> String {
         let text = std::fs::read_to_string(&self.log).unwrap_or_default();
