@@ -6,9 +6,10 @@
 //! queue offset with its body and its commit-log offset, queue offsets are consecutive (order
 //! kept, no duplicate offsets), and the offsets after a restart continue those before it.
 //!
-//! Variants: SYNC_FLUSH, ASYNC_FLUSH (both must lose nothing) and the canary (SYNC_FLUSH with
-//! `SHARDMQ_FAULTS=ack_before_durable`: acks before the write) which must be caught losing
-//! acked messages; that proves the checker can fail.
+//! Variants: SYNC_FLUSH, SYNC_FLUSH into warm files (`warmMapedFileEnable`), ASYNC_FLUSH (all
+//! must lose nothing) and the canary (SYNC_FLUSH with `SHARDMQ_FAULTS=ack_before_durable`: acks
+//! before the write) which must be caught losing acked messages; that proves the checker can
+//! fail.
 //!
 //! `SHARDMQ_CRASH_CYCLES` (default 20) sets the cycles, `SHARDMQ_CRASH_SEED` the RNG seed
 //! (printed at start). Needs `scripts/setup-clients.sh` (ali-ons).
@@ -275,6 +276,8 @@ struct Variant {
     faults: &'static str,
     /// Upper bound of the random wait (after the first ack) before the kill.
     max_kill_ms: u64,
+    /// More broker properties.
+    extra: &'static str,
 }
 
 struct Outcome {
@@ -299,7 +302,8 @@ fn run_loop(v: &Variant, cycles: usize, stop_at_first_loss: bool) -> Outcome {
         vec![("SHARDMQ_FAULTS", v.faults)]
     };
     // flushIntervalCommitLog is long on purpose in ASYNC mode: kill -9 must not depend on it.
-    let mut c = Cluster::start_with(v.name, v.flush, "flushIntervalCommitLog=5000\n", &env);
+    let props = format!("flushIntervalCommitLog=5000\n{}", v.extra);
+    let mut c = Cluster::start_with(v.name, v.flush, &props, &env);
     let topic = format!("{}_topic", v.name);
     c.create_topic(&topic, QUEUES);
     // The topic table is written to disk periodically (flushConsumerOffsetInterval), not on
@@ -486,6 +490,21 @@ fn kill9_loop_sync_flush_loses_no_acked_message() {
         flush: Flush::Sync,
         faults: "",
         max_kill_ms: 1500,
+        extra: "",
+    });
+}
+
+/// SYNC_FLUSH into warm files (ARCHITECTURE 46): each restart after a kill writes zeros over
+/// the tail recovery cuts, and records land only in written blocks.
+#[test]
+fn kill9_loop_sync_flush_warm_files_loses_no_acked_message() {
+    assert_no_loss(&Variant {
+        name: "crash_sync_warm",
+        flush: Flush::Sync,
+        faults: "",
+        max_kill_ms: 1500,
+        // 64 MiB files: each restart writes zeros over up to a whole file's tail.
+        extra: "warmMapedFileEnable=true\nmapedFileSizeCommitLog=67108864\n",
     });
 }
 
@@ -496,6 +515,7 @@ fn kill9_loop_async_flush_loses_no_acked_message() {
         flush: Flush::Async,
         faults: "",
         max_kill_ms: 1500,
+        extra: "",
     });
 }
 
@@ -507,6 +527,7 @@ fn kill9_loop_catches_a_broker_that_acks_before_durable() {
         flush: Flush::Sync,
         faults: "ack_before_durable",
         max_kill_ms: 400,
+        extra: "",
     };
     let o = run_loop(&v, cycles(), true);
     report(&v, &o);
