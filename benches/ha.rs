@@ -15,6 +15,8 @@
 //! runs `HA_BENCH_SHARDS` shards (default: half the cores, at least one; the load generator
 //! shares the host, as in `scripts/bench-lib.sh`). `HA_BENCH_BIN_DIR` runs the `mqnamesrv` and
 //! `mqbroker` found there instead of this build's (an A/B of two revisions, run alternately).
+//! `HA_BENCH_PROPS` adds properties (space-separated `key=value`) to every broker, e.g.
+//! `HA_BENCH_PROPS=warmMapedFileEnable=true`.
 
 #![allow(clippy::unwrap_used, clippy::disallowed_methods)] // reason: a benchmark driver
 
@@ -101,9 +103,14 @@ fn broker_conf(dir: &Path, name: &str, id: u32, role: &str, port: u16, ns: u16) 
              flushDiskType=SYNC_FLUSH\nlistenPort={port}\nbrokerIP1=127.0.0.1\n\
              brokerIP2=127.0.0.1\nstorePathRootDir={}\nstorePathCommitLog={}\n\
              namesrvAddr=127.0.0.1:{ns}\nmapedFileSizeCommitLog=268435456\n\
-             shardCount={shards}\n",
+             shardCount={shards}\n{extra}",
             store.display(),
-            store.join("commitlog").display()
+            store.join("commitlog").display(),
+            extra = std::env::var("HA_BENCH_PROPS")
+                .unwrap_or_default()
+                .split_whitespace()
+                .map(|kv| format!("{kv}\n"))
+                .collect::<String>()
         ),
     )
     .unwrap();
