@@ -127,8 +127,8 @@ pub async fn open_dma(path: &Path) -> Result<Rc<DmaFile>, StoreError> {
 pub const WARM_WRITE_BYTES: usize = 256 * 1024;
 
 /// Writes zeros over `[from, to)` of a DMA file (both aligned), one `WARM_WRITE_BYTES` write
-/// at a time, with an fdatasync after every `flush_every` bytes (0: only at the end) and at the
-/// end (ARCHITECTURE 46). The blocks stop being fallocated-but-unwritten, so a later
+/// at a time, with an fdatasync after every `flush_every` bytes (0: only at the end) and always
+/// one at the end (ARCHITECTURE 46). The blocks stop being fallocated-but-unwritten, so a later
 /// direct-I/O write over them is a plain overwrite: issued without an io-wq hand-off, and its
 /// fdatasync writes no extent change. Never called on a range that holds records.
 pub async fn write_zeros(
@@ -139,9 +139,8 @@ pub async fn write_zeros(
     flush_every: u64,
 ) -> Result<(), StoreError> {
     debug_assert!(from.is_multiple_of(DMA_ALIGN) && to.is_multiple_of(DMA_ALIGN));
-    if from >= to {
-        return Ok(());
-    }
+    // Even with nothing to write, the fdatasync at the end runs: a caller's punch or
+    // fallocate before it must be durable too.
     let chunk = WARM_WRITE_BYTES as u64;
     let mut full = file.alloc_dma_buffer(WARM_WRITE_BYTES);
     full.as_bytes_mut().fill(0);
