@@ -342,13 +342,6 @@ impl ShardStore {
         Ok(store)
     }
 
-    /// Zeros into new files (Sync mode only: `StoreConfig::warm_commitlog`).
-    pub(super) fn warm(&self) -> Option<u64> {
-        self.cfg
-            .warm_commitlog
-            .filter(|_| self.cfg.flush_mode == FlushMode::Sync)
-    }
-
     pub(crate) fn file_size(&self) -> u64 {
         self.cfg.commitlog_file_size
     }
@@ -649,7 +642,7 @@ impl ShardStore {
             return Ok(());
         }
         let path = self.shard_dir.join(segment_name(start));
-        let file = create_dma_full(&path, self.file_size(), self.warm()).await?;
+        let file = create_dma_full(&path, self.file_size(), self.cfg.warm_files()).await?;
         if self.cfg.flush_mode == FlushMode::Async {
             // Mapped and its first pages populated now, so a roll does not wait for it.
             match MappedFile::open(start, &path, 0).await {

@@ -92,6 +92,13 @@ pub struct StoreConfig {
 }
 
 impl StoreConfig {
+    /// `warm_commitlog` where it applies: Sync mode only (Async writes through the page cache,
+    /// ARCHITECTURE 46).
+    pub fn warm_files(&self) -> Option<u64> {
+        self.warm_commitlog
+            .filter(|_| self.flush_mode == FlushMode::Sync)
+    }
+
     /// Checks the relationships the store relies on.
     pub fn validate(&self) -> Result<(), StoreError> {
         let fs = self.commitlog_file_size;

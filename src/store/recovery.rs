@@ -103,10 +103,7 @@ pub(crate) async fn recover(
         last_ts = scan.last_ts;
     }
     truncate_queues(&mut queues, &disk_max, global_offset(shard, end)).await?;
-    let warm = cfg
-        .warm_commitlog
-        .filter(|_| cfg.flush_mode == super::FlushMode::Sync);
-    let tail = cut_log_tail(&mut segments, end, fs, warm, abnormal).await?;
+    let tail = cut_log_tail(&mut segments, end, fs, cfg.warm_files(), abnormal).await?;
     for q in queues.values_mut() {
         q.reserved = q.cq.max_offset();
     }

@@ -543,6 +543,15 @@ async fn read_all_bodies(s: &ShardStore) -> Vec<String> {
     }
 }
 
+/// Asserts that no commit-log file of shard 0 has unwritten blocks.
+fn assert_all_written(dir: &Path, when: &str) {
+    let files = unwritten_per_file(dir).unwrap();
+    assert!(
+        files.iter().all(|(_, u)| *u == 0),
+        "unwritten blocks {when}: {files:?}"
+    );
+}
+
 /// Unwritten bytes of every commit-log file of shard 0, by file name.
 fn unwritten_per_file(dir: &Path) -> Option<Vec<(String, u64)>> {
     let mut out = Vec::new();
@@ -590,10 +599,7 @@ fn warm_files_have_no_unwritten_blocks_before_records_land_in_them() {
                 files.iter().any(|(_, u)| *u > 0),
                 "fallocated files keep unwritten blocks: {files:?}"
             ),
-            Some(_) => assert!(
-                files.iter().all(|(_, u)| *u == 0),
-                "unwritten blocks in warm files: {files:?}"
-            ),
+            Some(_) => assert_all_written(&dir, "in warm files"),
         }
         let d = dir.to_path_buf();
         run(move || async move {
@@ -610,11 +616,7 @@ fn warm_files_have_no_unwritten_blocks_before_records_land_in_them() {
             s.shutdown().await.unwrap();
         });
         if warm.is_some() {
-            let files = unwritten_per_file(&dir).unwrap();
-            assert!(
-                files.iter().all(|(_, u)| *u == 0),
-                "unwritten blocks after recovery: {files:?}"
-            );
+            assert_all_written(&dir, "after recovery");
             let d = dir.to_path_buf();
             run(move || async move {
                 // A clean restart keeps the zeros behind the end.
@@ -624,11 +626,7 @@ fn warm_files_have_no_unwritten_blocks_before_records_land_in_them() {
                 assert_eq!(read_all_bodies(&s).await.len(), 641);
                 s.shutdown().await.unwrap();
             });
-            let files = unwritten_per_file(&dir).unwrap();
-            assert!(
-                files.iter().all(|(_, u)| *u == 0),
-                "unwritten blocks after a clean restart: {files:?}"
-            );
+            assert_all_written(&dir, "after a clean restart");
         }
     }
 }
