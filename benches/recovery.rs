@@ -60,6 +60,7 @@ fn cfg(dir: &Path) -> StoreConfig {
         group_commit_max_bytes: 4 << 20,
         read_cache_bytes: 0,
         warm_commitlog: None,
+        dsync_writes: false,
         busy_timeout_ms: 1000,
         // Upstream's index defaults: recovery re-feeds the index as it does in production.
         index: shardmq::store::IndexConfig {

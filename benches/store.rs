@@ -5,7 +5,9 @@
 //!   raw sequential bandwidth (4 MiB O_DIRECT writes, each followed by fdatasync);
 //! - the store's SYNC_FLUSH append latency (p50/p99) and appends/s at 1, 8, 64 and 1024
 //!   concurrent writers with 1 KiB bodies, on one shard, into fallocated files (the default)
-//!   and into warm files (`warmMapedFileEnable`: written with zeros when created);
+//!   and into warm files (`warmMapedFileEnable`: written with zeros when created), each with a
+//!   group commit of write + fdatasync and of one O_DSYNC write (`dsyncGroupCommit`, the
+//!   default for SYNC_FLUSH masters but SYNC_MASTER);
 //! - the ratios against the goals (p99 at 64 writers <= 1.5 x raw fdatasync p99; throughput
 //!   >= 50 % of the raw sequential bandwidth);
 //! - the group-commit appender's CPU cost per record at fixed batch sizes (ns/op): encoding into
@@ -193,10 +195,33 @@ fn thread_cpu() -> Duration {
     tv(ru.ru_utime) + tv(ru.ru_stime)
 }
 
-/// `writers` closed-loop writers, each putting one 1 KiB record at a time, SYNC_FLUSH; `warm`:
-/// `warmMapedFileEnable` (files written with zeros when created, ARCHITECTURE 46).
-async fn store_run(dir: &Path, writers: usize, secs: Duration, warm: bool) -> StoreRun {
-    let root = dir.join(format!("store-{writers}-{warm}"));
+/// How a store phase's commit log is written.
+#[derive(Clone, Copy)]
+struct Files {
+    /// `warmMapedFileEnable`: files written with zeros when created (ARCHITECTURE 46).
+    warm: bool,
+    /// `dsyncGroupCommit`: one O_DSYNC write per group commit (ARCHITECTURE 47).
+    dsync: bool,
+}
+
+impl Files {
+    const ALL: [Files; 4] = [
+        Files { warm: false, dsync: false },
+        Files { warm: true, dsync: false },
+        Files { warm: false, dsync: true },
+        Files { warm: true, dsync: true },
+    ];
+
+    fn name(self) -> String {
+        let files = if self.warm { "warm" } else { "fallocated" };
+        let commit = if self.dsync { "O_DSYNC write" } else { "write+fdatasync" };
+        format!("{files:>10} files, {commit:>15}")
+    }
+}
+
+/// `writers` closed-loop writers, each putting one 1 KiB record at a time, SYNC_FLUSH.
+async fn store_run(dir: &Path, writers: usize, secs: Duration, files: Files) -> StoreRun {
+    let root = dir.join(format!("store-{writers}-{}-{}", files.warm, files.dsync));
     let cfg = StoreConfig {
         commitlog_dir: root.join("commitlog"),
         consume_queue_dir: root.join("consumequeue"),
@@ -210,7 +235,8 @@ async fn store_run(dir: &Path, writers: usize, secs: Duration, warm: bool) -> St
         group_commit_max_bytes: GROUP_COMMIT_MAX_BYTES,
         read_cache_bytes: 16 << 20,
         // upstream's flushLeastPagesWhenWarmMapedFile default: 4096 pages.
-        warm_commitlog: warm.then_some(4096 * 4096),
+        warm_commitlog: files.warm.then_some(4096 * 4096),
+        dsync_writes: files.dsync,
         busy_timeout_ms: 1000,
         // Upstream's index geometry: every append is also indexed, as in production.
         index: shardmq::store::IndexConfig {
@@ -320,10 +346,10 @@ fn record_bytes() -> f64 {
     record::record_len(RECORD_BODY, "BenchTopic".len(), properties(0).len()) as f64
 }
 
-fn print_store_run(w: usize, r: &StoreRun, warm: bool) {
-    let files = if warm { "warm" } else { "fallocated" };
+fn print_store_run(w: usize, r: &StoreRun, files: Files) {
     println!(
-        "store SYNC_FLUSH 1 KiB, {files:>10} files, {w:>4} writers: p50 {:>8.1} us  p99 {:>8.1} us  {:>9.0} appends/s  {:>7.1} MiB/s  {:.1} appends/fdatasync  {:.2} us CPU/append  (n={})",
+        "store SYNC_FLUSH 1 KiB, {}, {w:>4} writers: p50 {:>8.1} us  p99 {:>8.1} us  {:>9.0} appends/s  {:>7.1} MiB/s  {:.1} appends/sync  {:.2} us CPU/append  (n={})",
+        files.name(),
         us(&r.hist, 0.5),
         us(&r.hist, 0.99),
         r.appends_per_sec,
@@ -365,8 +391,8 @@ fn main() {
             if let Some(only) = only.filter(|o| !o.is_empty()) {
                 // Profiling mode: the store phases asked for, nothing else.
                 for w in only {
-                    for warm in [false, true] {
-                        print_store_run(w, &store_run(&d, w, secs, warm).await, warm);
+                    for f in Files::ALL {
+                        print_store_run(w, &store_run(&d, w, secs, f).await, f);
                     }
                 }
                 return;
@@ -404,10 +430,10 @@ fn main() {
             );
             let mut at64 = Vec::new();
             for w in WRITERS {
-                // Fallocated files (the default) and warm files, one after the other.
-                for warm in [false, true] {
-                    let r = store_run(&d, w, secs, warm).await;
-                    print_store_run(w, &r, warm);
+                // Every way of writing the files, one after the other.
+                for f in Files::ALL {
+                    let r = store_run(&d, w, secs, f).await;
+                    print_store_run(w, &r, f);
                     if w == 1024 {
                         println!(
                             "ratio store bytes/s @1024 / raw sequential bandwidth: {:.1} %",
@@ -415,13 +441,13 @@ fn main() {
                         );
                     }
                     if w == 64 {
-                        at64.push((warm, r));
+                        at64.push((f, r));
                     }
                 }
             }
-            for (warm, r) in at64 {
+            for (f, r) in at64 {
                 let p99 = us(&r.hist, 0.99);
-                println!("{} files:", if warm { "warm" } else { "fallocated" });
+                println!("{}:", f.name().trim_start());
                 println!(
                     "ratio p99@64 / raw 4 KiB p99: {:.2} (fallocated blocks)  {:.2} (written blocks);  / raw 64 KiB p99: {:.2} (fallocated)  {:.2} (written)   (goal <= 1.5)",
                     p99 / us(&raw4_fresh, 0.99),

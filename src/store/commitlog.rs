@@ -47,7 +47,9 @@ use super::checkpoint::{Checkpoint, ShardSlot};
 use super::completion::{BatchDone, PutOutcome, PutWait};
 use super::consume_queue::{self, ConsumeQueue, CqEntry, CqWrite};
 use super::faults::{Faults, FAULTS_ENV};
-use super::io::{align_down, align_up, create_dma_full, gio_err, segment_name, DMA_ALIGN};
+use super::io::{
+    align_down, align_up, create_dma_full, gio_err, reopen_dsync, segment_name, DMA_ALIGN,
+};
 use super::mapped::MappedFile;
 use super::record::{self, RecordFields, BLANK_LEN, PROPERTIES_LEN_MAX, TOPIC_LEN_MAX};
 use super::write_pool::{write_pool_limit, WritePool, WritePoolStats};
@@ -290,7 +292,15 @@ impl ShardStore {
     ) -> Result<Rc<ShardStore>, StoreError> {
         cfg.validate()?;
         let index = super::index::ShardIndex::open(&cfg.index, shard).await?;
-        let r = super::recovery::recover(&cfg, shard, abnormal, &index).await?;
+        let mut r = super::recovery::recover(&cfg, shard, abnormal, &index).await?;
+        if cfg.dsync() {
+            // Only the newest file is written to; recovery cut (and zeroed) its tail through
+            // the plain handle.
+            if let Some(mut last) = r.segments.pop() {
+                last.file = reopen_dsync(last.file, &last.path).await?;
+                r.segments.push(last);
+            }
+        }
         let mut log = Log::new(r.segments, r.end, r.tail);
         log.last_store_timestamp = r.last_store_timestamp;
         log.synced_store_timestamp = r.last_store_timestamp;
@@ -642,7 +652,10 @@ impl ShardStore {
             return Ok(());
         }
         let path = self.shard_dir.join(segment_name(start));
-        let file = create_dma_full(&path, self.file_size(), self.cfg.warm_files()).await?;
+        let mut file = create_dma_full(&path, self.file_size(), self.cfg.warm_files()).await?;
+        if self.cfg.dsync() {
+            file = reopen_dsync(file, &path).await?;
+        }
         if self.cfg.flush_mode == FlushMode::Async {
             // Mapped and its first pages populated now, so a roll does not wait for it.
             match MappedFile::open(start, &path, 0).await {
@@ -924,10 +937,14 @@ impl ShardStore {
                     self.faults
                         .on_fdatasync()
                         .map_err(|e| StoreError::io("fdatasync", &f.path, e))?;
-                    f.file
-                        .fdatasync()
-                        .await
-                        .map_err(gio_err("fdatasync", &f.path))?;
+                    // With O_DSYNC the write that just completed was the sync: counted the
+                    // same, one device flush per file per batch.
+                    if !self.cfg.dsync() {
+                        f.file
+                            .fdatasync()
+                            .await
+                            .map_err(gio_err("fdatasync", &f.path))?;
+                    }
                     self.update_stats(|s| s.fsync_count += 1);
                 }
                 let mut log = self.log.borrow_mut();

@@ -121,6 +121,26 @@ pub async fn open_dma(path: &Path) -> Result<Rc<DmaFile>, StoreError> {
     Ok(Rc::new(f))
 }
 
+/// Opens the commit-log file at `path` again with `O_DSYNC` (`StoreConfig::dsync_writes`) and
+/// closes `file`, the handle it was created or recovered with: zeros written when a file is
+/// created or recovered go through that plain handle, with an fdatasync every
+/// `flush_every` bytes, not one per write.
+pub async fn reopen_dsync(file: Rc<DmaFile>, path: &Path) -> Result<Rc<DmaFile>, StoreError> {
+    let f = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(libc::O_DSYNC)
+        .dma_open(path)
+        .await
+        .map_err(gio_err("open commitlog O_DSYNC", path))?;
+    if let Ok(old) = Rc::try_unwrap(file) {
+        old.close()
+            .await
+            .map_err(gio_err("close commitlog", path))?;
+    }
+    Ok(Rc::new(f))
+}
+
 /// Bytes of one zero write while warming a commit-log file (`write_zeros`): small enough that
 /// a group-commit write queued behind one waits a fraction of a millisecond on this kind of
 /// device (1.2-1.6 GB/s sequential), large enough that a 1 GiB file takes 4096 writes.

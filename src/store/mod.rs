@@ -87,6 +87,12 @@ pub struct StoreConfig {
     /// upstream's `flushLeastPagesWhenWarmMapedFile` pages); None: files stay fallocated
     /// (ARCHITECTURE 32, 46).
     pub warm_commitlog: Option<u64>,
+    /// Sync mode: the commit-log file being appended to is opened `O_DSYNC`, so a group
+    /// commit is one direct write that completes durable (the kernel syncs in the write's
+    /// completion) instead of a write, a return to the shard, then an fdatasync
+    /// (ARCHITECTURE 47). The broker turns it off for SYNC_MASTER, whose slaves get a batch
+    /// once written and so copy it while the fdatasync runs.
+    pub dsync_writes: bool,
     /// The message-key index (index.rs).
     pub index: IndexConfig,
 }
@@ -97,6 +103,11 @@ impl StoreConfig {
     pub fn warm_files(&self) -> Option<u64> {
         self.warm_commitlog
             .filter(|_| self.flush_mode == FlushMode::Sync)
+    }
+
+    /// `dsync_writes` where it applies: Sync mode only.
+    pub fn dsync(&self) -> bool {
+        self.dsync_writes && self.flush_mode == FlushMode::Sync
     }
 
     /// Checks the relationships the store relies on.

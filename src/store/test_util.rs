@@ -78,6 +78,7 @@ pub fn base_config(dir: &Path, mode: FlushMode) -> StoreConfig {
         group_commit_max_bytes: 1 << 20,
         read_cache_bytes: 0,
         warm_commitlog: None,
+        dsync_writes: false,
         busy_timeout_ms: 1000,
         index: IndexConfig {
             dir: dir.join("index"),

@@ -569,15 +569,18 @@ fn unwritten_per_file(dir: &Path) -> Option<Vec<(String, u64)>> {
 #[test]
 fn warm_files_have_no_unwritten_blocks_before_records_land_in_them() {
     let file_size = 1 << 20;
-    let config = move |d: &Path, warm: Option<u64>| StoreConfig {
+    let config = move |d: &Path, warm: Option<u64>, dsync: bool| StoreConfig {
         warm_commitlog: warm,
+        dsync_writes: dsync,
         ..cfg(d, FlushMode::Sync, file_size)
     };
-    for warm in [None, Some(64 * 1024)] {
+    // With O_DSYNC group commits the zeros go through the plain handle the file is created
+    // (or recovered) with, which is then reopened O_DSYNC: they must still be there.
+    for (warm, dsync) in [(None, false), (Some(64 * 1024), false), (Some(64 * 1024), true)] {
         let dir = test_dir("warm");
         let d = dir.to_path_buf();
         run(move || async move {
-            let s = ShardStore::open(config(&d, warm), ShardId(0), false)
+            let s = ShardStore::open(config(&d, warm, dsync), ShardId(0), false)
                 .await
                 .unwrap();
             for round in 0..40 {
@@ -604,7 +607,7 @@ fn warm_files_have_no_unwritten_blocks_before_records_land_in_them() {
         let d = dir.to_path_buf();
         run(move || async move {
             // After the kill: the tail of the last file is cut (and written with zeros again).
-            let s = ShardStore::open(config(&d, warm), ShardId(0), true)
+            let s = ShardStore::open(config(&d, warm, dsync), ShardId(0), true)
                 .await
                 .unwrap();
             let bodies = read_all_bodies(&s).await;
@@ -620,7 +623,7 @@ fn warm_files_have_no_unwritten_blocks_before_records_land_in_them() {
             let d = dir.to_path_buf();
             run(move || async move {
                 // A clean restart keeps the zeros behind the end.
-                let s = ShardStore::open(config(&d, warm), ShardId(0), false)
+                let s = ShardStore::open(config(&d, warm, dsync), ShardId(0), false)
                     .await
                     .unwrap();
                 assert_eq!(read_all_bodies(&s).await.len(), 641);
@@ -628,5 +631,72 @@ fn warm_files_have_no_unwritten_blocks_before_records_land_in_them() {
             });
             assert_all_written(&dir, "after a clean restart");
         }
+    }
+}
+
+/// Whether the descriptor was opened `O_DSYNC` (the `flags:` line of /proc/self/fdinfo).
+fn is_dsync(fd: std::os::fd::RawFd) -> bool {
+    let info = std::fs::read_to_string(format!("/proc/self/fdinfo/{fd}")).unwrap();
+    let flags = info
+        .lines()
+        .find_map(|l| l.strip_prefix("flags:"))
+        .map(|v| i32::from_str_radix(v.trim(), 8).unwrap())
+        .unwrap();
+    flags & libc::O_DSYNC != 0
+}
+
+/// (newest file, next file) of the log: whether each handle is O_DSYNC.
+fn written_handles_dsync(s: &ShardStore) -> (bool, Option<bool>) {
+    use std::os::fd::AsRawFd;
+    let log = s.log.borrow();
+    let last = log.segments.last().unwrap();
+    (
+        is_dsync(last.file.as_raw_fd()),
+        log.next_segment.as_ref().map(|n| is_dsync(n.file.as_raw_fd())),
+    )
+}
+
+/// `dsync_writes` (ARCHITECTURE 47): the file group commits write into, and the one created
+/// ahead of the roll, are O_DSYNC handles, on a fresh store, after rolls and after a kill
+/// (the recovered newest file is reopened); each batch still counts one sync, and every
+/// record reads back. Without the key no handle is O_DSYNC (the check can fail).
+#[test]
+fn dsync_group_commits_write_through_o_dsync_handles() {
+    let file_size = 1 << 20;
+    for dsync in [false, true] {
+        let dir = test_dir("dsync");
+        let d = dir.to_path_buf();
+        let config = move |d: &Path| StoreConfig {
+            dsync_writes: dsync,
+            ..cfg(d, FlushMode::Sync, file_size)
+        };
+        run(move || async move {
+            let s = ShardStore::open(config(&d), ShardId(0), false).await.unwrap();
+            assert_eq!(written_handles_dsync(&s).0, dsync, "first file");
+            for round in 0..40 {
+                let before = s.stats().fsync_count;
+                for r in put_sized(&s, round * 16, 16, 4000).await {
+                    r.unwrap();
+                }
+                assert!(s.stats().fsync_count > before, "round {round} synced");
+                glommio::timer::sleep(std::time::Duration::from_millis(2)).await;
+            }
+            assert!(s.stats().max_local_offset > 2 * file_size, "rolled twice");
+            let (last, next) = written_handles_dsync(&s);
+            assert_eq!(last, dsync, "file after rolls");
+            if let Some(next) = next {
+                assert_eq!(next, dsync, "file created ahead");
+            }
+            drop(s); // kill -9
+            let s = ShardStore::open(config(&d), ShardId(0), true).await.unwrap();
+            assert_eq!(written_handles_dsync(&s).0, dsync, "recovered newest file");
+            s.put(sized(640, 10)).await.unwrap();
+            let bodies = read_all_bodies(&s).await;
+            assert_eq!(bodies.len(), 641);
+            for (i, b) in bodies.iter().take(640).enumerate() {
+                assert!(b.starts_with(&format!("body-{i}.")), "record {i}");
+            }
+            s.shutdown().await.unwrap();
+        });
     }
 }
