@@ -7,7 +7,7 @@
 //!   concurrent writers with 1 KiB bodies, on one shard, into fallocated files (the default)
 //!   and into warm files (`warmMapedFileEnable`: written with zeros when created), each with a
 //!   group commit of write + fdatasync and of one O_DSYNC write (`dsyncGroupCommit`, the
-//!   default for SYNC_FLUSH masters but SYNC_MASTER);
+//!   default for SYNC_FLUSH masters);
 //! - the ratios against the goals (p99 at 64 writers <= 1.5 x raw fdatasync p99; throughput
 //!   >= 50 % of the raw sequential bandwidth);
 //! - the group-commit appender's CPU cost per record at fixed batch sizes (ns/op): encoding into
@@ -206,15 +206,31 @@ struct Files {
 
 impl Files {
     const ALL: [Files; 4] = [
-        Files { warm: false, dsync: false },
-        Files { warm: true, dsync: false },
-        Files { warm: false, dsync: true },
-        Files { warm: true, dsync: true },
+        Files {
+            warm: false,
+            dsync: false,
+        },
+        Files {
+            warm: true,
+            dsync: false,
+        },
+        Files {
+            warm: false,
+            dsync: true,
+        },
+        Files {
+            warm: true,
+            dsync: true,
+        },
     ];
 
     fn name(self) -> String {
         let files = if self.warm { "warm" } else { "fallocated" };
-        let commit = if self.dsync { "O_DSYNC write" } else { "write+fdatasync" };
+        let commit = if self.dsync {
+            "O_DSYNC write"
+        } else {
+            "write+fdatasync"
+        };
         format!("{files:>10} files, {commit:>15}")
     }
 }

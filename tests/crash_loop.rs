@@ -6,8 +6,9 @@
 //! queue offset with its body and its commit-log offset, queue offsets are consecutive (order
 //! kept, no duplicate offsets), and the offsets after a restart continue those before it.
 //!
-//! Variants: SYNC_FLUSH, SYNC_FLUSH into warm files (`warmMapedFileEnable`), ASYNC_FLUSH (all
-//! must lose nothing) and the canary (SYNC_FLUSH with `SHARDMQ_FAULTS=ack_before_durable`: acks
+//! Variants: SYNC_FLUSH (O_DSYNC group commits, and with `dsyncGroupCommit=false` a write and
+//! an fdatasync), SYNC_FLUSH into warm files (`warmMapedFileEnable`), ASYNC_FLUSH (all must
+//! lose nothing) and the canary (SYNC_FLUSH with `SHARDMQ_FAULTS=ack_before_durable`: acks
 //! before the write) which must be caught losing acked messages; that proves the checker can
 //! fail.
 //!
@@ -483,6 +484,8 @@ fn assert_no_loss(v: &Variant) {
     );
 }
 
+/// SYNC_FLUSH as a master runs it by default: each group commit one O_DSYNC write
+/// (ARCHITECTURE 47).
 #[test]
 fn kill9_loop_sync_flush_loses_no_acked_message() {
     assert_no_loss(&Variant {
@@ -491,6 +494,18 @@ fn kill9_loop_sync_flush_loses_no_acked_message() {
         faults: "",
         max_kill_ms: 1500,
         extra: "",
+    });
+}
+
+/// SYNC_FLUSH with a write and then an fdatasync per group commit (`dsyncGroupCommit=false`).
+#[test]
+fn kill9_loop_sync_flush_write_then_fdatasync_loses_no_acked_message() {
+    assert_no_loss(&Variant {
+        name: "crash_sync_fdatasync",
+        flush: Flush::Sync,
+        faults: "",
+        max_kill_ms: 1500,
+        extra: "dsyncGroupCommit=false\n",
     });
 }
 

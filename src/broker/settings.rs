@@ -170,9 +170,7 @@ pub fn from_config(c: &crate::config::BrokerConfig) -> Result<BrokerSettings, St
                 .unwrap_or(1 << 20),
             read_cache_bytes: usize::try_from(c.shardmq.read_cache_bytes).unwrap_or(64 << 20),
             warm_commitlog: warm_commitlog(s),
-            // SYNC_MASTER's slaves copy a batch while its fdatasync runs (ARCHITECTURE 25);
-            // with O_DSYNC they would get it only once durable (ARCHITECTURE 47).
-            dsync_writes: c.shardmq.dsync_group_commit && s.broker_role != BrokerRole::SyncMaster,
+            dsync_writes: c.shardmq.dsync_group_commit,
             busy_timeout_ms: s.os_page_cache_busy_time_out_mills,
             index: crate::store::IndexConfig {
                 dir: s.store_path_index.clone(),
@@ -322,19 +320,17 @@ mod tests {
         assert_eq!(s.store.warm_commitlog, None, "off by default, as upstream");
     }
 
-    /// O_DSYNC group commits for SYNC_FLUSH masters, except SYNC_MASTER, whose slaves copy a
-    /// batch while its fdatasync runs; `dsyncGroupCommit=false` turns them off.
+    /// O_DSYNC group commits for SYNC_FLUSH masters, SYNC_MASTER too (ARCHITECTURE 47);
+    /// `dsyncGroupCommit=false` turns them off; page-cache stores have none.
     #[test]
-    fn dsync_group_commits_for_sync_flush_masters_but_sync_master() {
-        let (s, _d) = settings("ASYNC_MASTER", "SYNC_FLUSH");
-        assert!(s.store.dsync());
-        let (s, _d) = settings_with("ASYNC_MASTER", "SYNC_FLUSH", "dsyncGroupCommit=false\n");
+    fn dsync_group_commits_for_sync_flush_masters() {
+        for role in ["ASYNC_MASTER", "SYNC_MASTER"] {
+            let (s, _d) = settings(role, "SYNC_FLUSH");
+            assert!(s.store.dsync(), "{role}");
+        }
+        let (s, _d) = settings_with("SYNC_MASTER", "SYNC_FLUSH", "dsyncGroupCommit=false\n");
         assert!(!s.store.dsync());
-        for (role, flush) in [
-            ("SYNC_MASTER", "SYNC_FLUSH"),
-            ("ASYNC_MASTER", "ASYNC_FLUSH"),
-            ("SLAVE", "SYNC_FLUSH"),
-        ] {
+        for (role, flush) in [("ASYNC_MASTER", "ASYNC_FLUSH"), ("SLAVE", "SYNC_FLUSH")] {
             let (s, _d) = settings(role, flush);
             assert!(!s.store.dsync(), "{role} {flush}");
         }

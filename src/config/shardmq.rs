@@ -16,7 +16,6 @@ config_section! {
             parse = value::parse_positive;
         /// SYNC_FLUSH: each group commit is one direct write through an `O_DSYNC` handle, which
         /// completes durable, rather than a write followed by an fdatasync (ARCHITECTURE 47).
-        /// Never for SYNC_MASTER: its slaves copy a batch while the fdatasync runs.
         "dsyncGroupCommit" => dsync_group_commit: bool = true;
         /// Per-shard cache of recent commit-log data, bytes.
         "readCacheBytes" => read_cache_bytes: u64 = 64 << 20;

@@ -90,8 +90,8 @@ pub struct StoreConfig {
     /// Sync mode: the commit-log file being appended to is opened `O_DSYNC`, so a group
     /// commit is one direct write that completes durable (the kernel syncs in the write's
     /// completion) instead of a write, a return to the shard, then an fdatasync
-    /// (ARCHITECTURE 47). The broker turns it off for SYNC_MASTER, whose slaves get a batch
-    /// once written and so copy it while the fdatasync runs.
+    /// (ARCHITECTURE 47). Off: a master's slaves copy a batch while its fdatasync runs
+    /// (ARCHITECTURE 25); on, they get it once durable.
     pub dsync_writes: bool,
     /// The message-key index (index.rs).
     pub index: IndexConfig,

@@ -576,7 +576,11 @@ fn warm_files_have_no_unwritten_blocks_before_records_land_in_them() {
     };
     // With O_DSYNC group commits the zeros go through the plain handle the file is created
     // (or recovered) with, which is then reopened O_DSYNC: they must still be there.
-    for (warm, dsync) in [(None, false), (Some(64 * 1024), false), (Some(64 * 1024), true)] {
+    for (warm, dsync) in [
+        (None, false),
+        (Some(64 * 1024), false),
+        (Some(64 * 1024), true),
+    ] {
         let dir = test_dir("warm");
         let d = dir.to_path_buf();
         run(move || async move {
@@ -652,7 +656,9 @@ fn written_handles_dsync(s: &ShardStore) -> (bool, Option<bool>) {
     let last = log.segments.last().unwrap();
     (
         is_dsync(last.file.as_raw_fd()),
-        log.next_segment.as_ref().map(|n| is_dsync(n.file.as_raw_fd())),
+        log.next_segment
+            .as_ref()
+            .map(|n| is_dsync(n.file.as_raw_fd())),
     )
 }
 
@@ -671,7 +677,9 @@ fn dsync_group_commits_write_through_o_dsync_handles() {
             ..cfg(d, FlushMode::Sync, file_size)
         };
         run(move || async move {
-            let s = ShardStore::open(config(&d), ShardId(0), false).await.unwrap();
+            let s = ShardStore::open(config(&d), ShardId(0), false)
+                .await
+                .unwrap();
             assert_eq!(written_handles_dsync(&s).0, dsync, "first file");
             for round in 0..40 {
                 let before = s.stats().fsync_count;
@@ -688,7 +696,9 @@ fn dsync_group_commits_write_through_o_dsync_handles() {
                 assert_eq!(next, dsync, "file created ahead");
             }
             drop(s); // kill -9
-            let s = ShardStore::open(config(&d), ShardId(0), true).await.unwrap();
+            let s = ShardStore::open(config(&d), ShardId(0), true)
+                .await
+                .unwrap();
             assert_eq!(written_handles_dsync(&s).0, dsync, "recovered newest file");
             s.put(sized(640, 10)).await.unwrap();
             let bodies = read_all_bodies(&s).await;
