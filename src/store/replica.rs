@@ -332,7 +332,6 @@ mod tests {
         StoreConfig {
             read_cache_bytes: 1 << 20,
             warm_commitlog: None,
-            dsync_writes: false,
             ..base_config(dir, FlushMode::Sync)
         }
     }
