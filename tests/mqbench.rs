@@ -274,6 +274,12 @@ fn bench_compare_script_writes_a_side_by_side_report() {
     let r = Command::new(root.join("scripts/bench-compare.sh"))
         .env("BIN_DIR", bin_dir)
         .env("SHARDMQ_SKIP_BUILD", "1")
+        // As in every test broker (tests/support broker_properties): the disk guard off, as the
+        // shared disk of the test machines is often over upstream's 90 % refusal ratio.
+        .env(
+            "BROKER_PROPS",
+            "diskSpaceWarningLevelRatio=100 diskSpaceCleanForciblyRatio=100",
+        )
         .args(["--peer", &peer.namesrv_addr(), "--peer-label", "peer-async"])
         .args(["--rounds", "1", "--flush", "SYNC_FLUSH", "--out"])
         .arg(&out)
@@ -290,6 +296,15 @@ fn bench_compare_script_writes_a_side_by_side_report() {
     );
     let md = std::fs::read_to_string(out.join("compare.md")).expect("compare.md");
     eprintln!("{md}");
+    // Every send of both sides was acked (a refusal shows here with its first error).
+    for run in ["shardmq-1.txt", "peer-1.txt"] {
+        let txt = std::fs::read_to_string(out.join(run)).unwrap_or_default();
+        assert!(
+            !txt.contains("first error"),
+            "{run} had send errors:\n{txt}\nbroker log:\n{}",
+            std::fs::read_to_string(out.join("shardmq/broker.log")).unwrap_or_default()
+        );
+    }
     assert!(
         md.contains("shardmq (1 runs)") && md.contains("peer-async (1 runs)"),
         "{md}"
