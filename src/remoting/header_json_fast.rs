@@ -86,7 +86,7 @@ struct Parser<'a> {
     i: usize,
 }
 
-impl Parser<'_> {
+impl<'a> Parser<'a> {
     fn ws(&mut self) {
         while let Some(c) = self.b.get(self.i) {
             if !matches!(c, b' ' | b'\t' | b'\n' | b'\r') {
@@ -129,37 +129,47 @@ impl Parser<'_> {
         self.expect(b'"')?;
         let start = self.i;
         // The common case: no escape before the closing quote.
-        let stop = start + memchr::memchr2(b'"', b'\\', &self.b[start..])?;
-        let plain = &self.b[start..stop];
-        if plain.iter().any(|&c| c < 0x20) {
-            return None;
-        }
-        self.i = stop;
-        if self.b[stop] == b'"' {
+        let plain = self.plain_run()?;
+        if self.b[self.i] == b'"' {
             self.i += 1;
             return std::str::from_utf8(plain).ok().map(FieldStr::from);
         }
-        let mut out: Vec<u8> = Vec::with_capacity(self.i - start + 16);
-        out.extend_from_slice(&self.b[start..self.i]);
+        // Escapes (a message's properties carry `\u0001` and `\u0002` between every key and
+        // value): the runs between them are copied whole, not byte by byte.
+        let mut out: Vec<u8> = Vec::with_capacity(self.b.len() - start);
+        out.extend_from_slice(plain);
         loop {
-            let c = *self.b.get(self.i)?;
+            // At a quote or a backslash (`plain_run` stopped there).
+            let c = self.b[self.i];
             self.i += 1;
-            match c {
-                b'"' => return String::from_utf8(out).ok().map(FieldStr::from),
-                b'\\' => {
-                    let e = *self.b.get(self.i)?;
-                    self.i += 1;
-                    let ch = match e {
-                        b'u' => self.unicode_escape()?,
-                        _ => super::fastjson::short_escape(e)?,
-                    };
-                    let mut buf = [0u8; 4];
-                    out.extend_from_slice(ch.encode_utf8(&mut buf).as_bytes());
-                }
-                0..=0x1F => return None,
-                _ => out.push(c),
+            if c == b'"' {
+                return String::from_utf8(out).ok().map(FieldStr::from);
             }
+            let e = *self.b.get(self.i)?;
+            self.i += 1;
+            let ch = match e {
+                b'u' => self.unicode_escape()?,
+                _ => super::fastjson::short_escape(e)?,
+            };
+            let mut buf = [0u8; 4];
+            out.extend_from_slice(ch.encode_utf8(&mut buf).as_bytes());
+            out.extend_from_slice(self.plain_run()?);
         }
+    }
+
+    /// The bytes from here to the next quote or backslash (left at `self.i`); `None` at the
+    /// end of input or when a control character (invalid unescaped in JSON) comes first.
+    fn plain_run(&mut self) -> Option<&'a [u8]> {
+        let start = self.i;
+        let rest = self.b.get(start..)?;
+        let n = memchr::memchr2(b'"', b'\\', rest)?;
+        let run = &rest[..n];
+        // No early exit: the compiler turns this into a vector loop.
+        if run.iter().fold(false, |bad, &c| bad | (c < 0x20)) {
+            return None;
+        }
+        self.i = start + n;
+        Some(run)
     }
 
     /// After `\u`: four hex digits, and a low surrogate's `\uXXXX` after a high one.
@@ -357,6 +367,11 @@ mod tests {
             "\"\\n\\\"\"",
             "\"\\ud800\"",
             "\"x\\q\"",
+            // Plain runs around escapes, a raw control character after an escape (invalid),
+            // and a string left open after an escape.
+            "\"KEYS\\u0001k-1\\u0002TAGS\\u0001a b\"",
+            "\"a\\tb\u{1}c\"",
+            "\"a\\u0001bc",
         ];
         let scalars = [
             "0", "-1", "-0", "12", "01", "1.5", "-", "true", "false", "null", "1e3", "{}", "[1]",

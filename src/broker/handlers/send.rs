@@ -13,7 +13,7 @@ use crate::ha::ReplicaWait;
 use crate::net::Connection;
 use crate::remoting::code::{request, response};
 use crate::remoting::header::SendMessageHeader;
-use crate::remoting::message::{decode_batch, encode_offset_msg_id, parse_properties, tags_code};
+use crate::remoting::message::{decode_batch, encode_offset_msg_id, get_property, keys, tags_code};
 use crate::remoting::RemotingCommand;
 use crate::runtime::now_ms;
 use crate::store::record::record_len;
@@ -160,10 +160,9 @@ fn build_batch(
         ),
     };
     let header_props = h.properties.as_deref().unwrap_or_default();
-    let batch_props = parse_properties(header_props);
-    let wait_durable = !batch_props
-        .iter()
-        .any(|(k, v)| k == "WAIT" && v.eq_ignore_ascii_case("false"));
+    // The last WAIT wins, as in Java's property map; nothing is allocated to find it.
+    let wait_durable =
+        get_property(header_props, keys::WAIT).is_none_or(|v| !v.eq_ignore_ascii_case("false"));
     let mut sys_flag = h.sys_flag;
     // A batch: code 320, or `batch`/`m` set (the C++ client sends code 10 with `batch:"1"`).
     let messages = if h.batch || req.code == request::SEND_BATCH_MESSAGE {
