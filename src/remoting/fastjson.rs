@@ -68,6 +68,16 @@ fn write_u_escape<S: JsonSink + ?Sized>(out: &mut S, c: u32) {
 pub fn write_str<S: JsonSink + ?Sized>(out: &mut S, s: &str) {
     out.put_str("\"");
     let b = s.as_bytes();
+    // The common case, printable ASCII with no quote or backslash, in one piece. No early exit
+    // in the check: the compiler turns it into a vector loop.
+    let plain = b.iter().fold(true, |ok, &c| {
+        ok & (0x20..0x7F).contains(&c) & (c != b'"') & (c != b'\\')
+    });
+    if plain {
+        out.put_str(s);
+        out.put_str("\"");
+        return;
+    }
     let mut start = 0;
     let mut i = 0;
     while i < b.len() {
