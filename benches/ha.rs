@@ -5,9 +5,11 @@
 //! Each setup: a nameserver and the brokers on 127.0.0.1 (free ports), SYNC_FLUSH as in the
 //! seed, fresh stores under `target/ha-bench/`. All three setups run at once and the load visits
 //! them in turn for `HA_BENCH_ROUNDS` rounds (default 3), so the shared machine's drift touches
-//! each alike; latencies are merged per setup. Load: `HA_BENCH_CONNS` connections (default 16)
-//! each sending SEND_MESSAGE (100-byte bodies, JSON header) back to back for `HA_BENCH_SECS`
-//! seconds (default 3) after a 1 s warm-up; every response must be SUCCESS. The loopback TCP
+//! each alike; latencies are merged per setup. Load: `mqbench` with `HA_BENCH_CONNS` producers
+//! (default 16) in a closed loop on its few client threads, 100-byte bodies, for
+//! `HA_BENCH_SECS` seconds (default 3) after a 1 s warm-up; `HA_BENCH_LOAD=threads` drives
+//! the same sends from one OS thread per connection instead (SEND_MESSAGE with a JSON header,
+//! back to back; every response must be SUCCESS), the load this bench had first. The loopback TCP
 //! round trip (1-byte ping-pong) is measured in the same run, for the p99 goal, and each
 //! broker's CPU (from /proc) per acknowledged message. Besides the merged figures it prints
 //! the median over rounds of each round's paired ratio and p99 difference (one slow-disk round
@@ -16,7 +18,8 @@
 //! shares the host, as in `scripts/bench-lib.sh`). `HA_BENCH_BIN_DIR` runs the `mqnamesrv` and
 //! `mqbroker` found there instead of this build's (an A/B of two revisions, run alternately).
 //! `HA_BENCH_PROPS` adds properties (space-separated `key=value`) to every broker, e.g.
-//! `HA_BENCH_PROPS=warmMapedFileEnable=true`.
+//! `HA_BENCH_PROPS=warmMapedFileEnable=true`; `HA_BENCH_PROPS_<brokerRole>` (e.g.
+//! `HA_BENCH_PROPS_SYNC_MASTER=dsyncGroupCommit=false`) to the brokers of that role only.
 
 #![allow(clippy::unwrap_used, clippy::disallowed_methods)] // reason: a benchmark driver
 
@@ -106,19 +109,22 @@ fn broker_conf(dir: &Path, name: &str, id: u32, role: &str, port: u16, ns: u16) 
              shardCount={shards}\n{extra}",
             store.display(),
             store.join("commitlog").display(),
-            extra = std::env::var("HA_BENCH_PROPS")
-                .unwrap_or_default()
-                .split_whitespace()
-                .map(|kv| format!("{kv}\n"))
-                .collect::<String>()
+            extra = [
+                std::env::var("HA_BENCH_PROPS").unwrap_or_default(),
+                std::env::var(format!("HA_BENCH_PROPS_{role}")).unwrap_or_default(),
+            ]
+            .join(" ")
+            .split_whitespace()
+            .map(|kv| format!("{kv}\n"))
+            .collect::<String>()
         ),
     )
     .unwrap();
     conf
 }
 
-/// Starts the setup; returns the processes and the master's port.
-fn start(dir: &Path, role: &str, slave: bool) -> (Procs, u16) {
+/// Starts the setup; returns the processes, the master's port and the nameserver's port.
+fn start(dir: &Path, role: &str, slave: bool) -> (Procs, u16, u16) {
     let _ = std::fs::remove_dir_all(dir);
     std::fs::create_dir_all(dir).unwrap();
     let ns = free_port();
@@ -175,7 +181,7 @@ fn start(dir: &Path, role: &str, slave: bool) -> (Procs, u16) {
             sleep(Duration::from_millis(100));
         }
     }
-    (procs, mp)
+    (procs, mp, ns)
 }
 
 struct Sender {
@@ -287,6 +293,46 @@ fn load(port: u16, conns: u64, secs: u64, brokers: &[u32]) -> Outcome {
     out
 }
 
+/// The same load driven by mqbench (`HA_BENCH_LOAD=mqbench`, the default): `conns` producers
+/// in a closed loop on mqbench's few client threads (ARCHITECTURE 21), 1 s of warm-up, `secs`
+/// measured. The latencies come from its histogram buckets (3 significant digits). Broker
+/// CPU is read around the whole mqbench process and scaled to the measured window.
+fn load_mqbench(ns: u16, json: &Path, conns: u64, secs: u64, brokers: &[u32]) -> Outcome {
+    let cpu0: Vec<f64> = brokers.iter().map(|&p| cpu_secs(p)).collect();
+    let t0 = Instant::now();
+    let args = format!(
+        "run -n 127.0.0.1:{ns} --closed-loop --rate 0 --producers {conns} --size 100 \
+         --consumers 0 --duration {secs} --warmup 1 --skip-limits --json"
+    );
+    let status = Command::new(env!("CARGO_BIN_EXE_mqbench"))
+        .args(args.split_whitespace())
+        .arg(json)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success(), "mqbench failed ({status})");
+    let wall = t0.elapsed().as_secs_f64();
+    let r: shardmq::bench::report::BenchResult =
+        serde_json::from_slice(&std::fs::read(json).unwrap()).unwrap();
+    let mut lat = Vec::new();
+    for [us, n] in &r.histograms.publish {
+        lat.extend(std::iter::repeat_n(Duration::from_micros(*us), *n as usize));
+    }
+    let secs = secs as f64;
+    let cpu = brokers
+        .iter()
+        .zip(cpu0)
+        .map(|(&p, c0)| (cpu_secs(p) - c0) * secs / wall)
+        .collect();
+    Outcome {
+        lat,
+        secs,
+        errors: r.counts.errors,
+        cpu,
+    }
+}
+
 /// Percentile `p` of sorted latencies, microseconds.
 fn pct(sorted: &[Duration], p: f64) -> f64 {
     sorted
@@ -350,6 +396,17 @@ fn main() {
     let conns = env_u64("HA_BENCH_CONNS", 16);
     let secs = env_u64("HA_BENCH_SECS", 3);
     let rounds = env_u64("HA_BENCH_ROUNDS", 3);
+    // `threads`: one OS thread per connection, blocking sends (the load before mqbench drove
+    // this bench: 16 threads on 2 cores delay the slave's CPU turn, see ARCHITECTURE 48).
+    let threads_load = std::env::var("HA_BENCH_LOAD").is_ok_and(|v| v == "threads");
+    println!(
+        "load: {conns} {} in a closed loop, {secs} s per round, {rounds} rounds",
+        if threads_load {
+            "threads (one blocking connection each)"
+        } else {
+            "mqbench producers"
+        }
+    );
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/ha-bench");
     let setups = [
         (
@@ -362,7 +419,7 @@ fn main() {
     ];
     // All three clusters run at once; the load visits them in turn, round after round, so a
     // drift of the shared machine or disk touches every setup alike.
-    let started: Vec<(Procs, u16)> = setups
+    let started: Vec<(Procs, u16, u16)> = setups
         .iter()
         .map(|(_, role, slave)| start(&root.join(role).join(slave.to_string()), role, *slave))
         .collect();
@@ -371,7 +428,12 @@ fn main() {
         for (i, (name, _, _)) in setups.iter().enumerate() {
             // procs: nameserver, master, slave (if any).
             let brokers: Vec<u32> = started[i].0 .0.iter().skip(1).map(Child::id).collect();
-            let o = load(started[i].1, conns, secs, &brokers);
+            let o = if threads_load {
+                load(started[i].1, conns, secs, &brokers)
+            } else {
+                let json = root.join(format!("mqbench-{i}-{r}.json"));
+                load_mqbench(started[i].2, &json, conns, secs, &brokers)
+            };
             let mut sorted = o.lat.clone();
             sorted.sort();
             println!(
