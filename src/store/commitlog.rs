@@ -384,14 +384,17 @@ impl ShardStore {
                 if log.closed {
                     return Err(StoreError::ShutDown);
                 }
-                self.refuse_if_busy(&log)?;
+                // One clock read serves the busy check and the put's deadline (no await
+                // between here and the put joining its batch).
+                let now = Instant::now();
+                self.refuse_if_busy(&log, now)?;
                 let seg_end = self.current_segment_end(&log);
                 if log.write_pos + total + u64::from(BLANK_LEN) > seg_end
                     && log.next_segment.is_none()
                 {
                     Some(seg_end)
                 } else {
-                    break self.put_encode(&mut log, &mut batch, total);
+                    break self.put_encode(&mut log, &mut batch, total, now);
                 }
             };
             if let Some(seg_end) = need {
@@ -461,7 +464,13 @@ impl ShardStore {
     /// Encodes the batch at the end of the log (rolling to the ready next file if needed),
     /// queues it for the flusher. No I/O, no await. Takes the topic out of `b` (it becomes
     /// the queue key of the dispatch entry: no copy).
-    fn put_encode(&self, log: &mut Log, b: &mut PutBatch, total: u64) -> (PutWait, PutResult) {
+    fn put_encode(
+        &self,
+        log: &mut Log,
+        b: &mut PutBatch,
+        total: u64,
+        now: Instant,
+    ) -> (PutWait, PutResult) {
         let seg_end = self.current_segment_end(log);
         if log.write_pos + total + u64::from(BLANK_LEN) > seg_end {
             self.roll(log, seg_end);
@@ -565,7 +574,7 @@ impl ShardStore {
         let timeout = Duration::from_millis(self.cfg.sync_flush_timeout_ms.max(1));
         // Taken as the put joins its batch, so deadlines grow in batch order (the watchdog
         // relies on it).
-        let wait = batch.done.join(Instant::now() + timeout, b.wait_durable);
+        let wait = batch.done.join(now + timeout, b.wait_durable);
         batch.bytes += total as usize;
         batch.end = pos;
         batch.last_store_timestamp = store_timestamp;
@@ -706,11 +715,13 @@ impl ShardStore {
     /// (each holds up to `group_commit_max_bytes`: this bounds the memory of a shard that
     /// takes sends faster than its disk writes them). The batch being written is not counted:
     /// a slow fdatasync alone makes puts wait in the next batch, up to these limits.
-    fn refuse_if_busy(&self, log: &Log) -> Result<(), StoreError> {
+    fn refuse_if_busy(&self, log: &Log, now: Instant) -> Result<(), StoreError> {
         let Some(oldest) = log.batches.front() else {
             return Ok(());
         };
-        let waited = oldest.opened.map_or(Duration::ZERO, |t| t.elapsed());
+        let waited = oldest
+            .opened
+            .map_or(Duration::ZERO, |t| now.saturating_duration_since(t));
         let waited_ms = u64::try_from(waited.as_millis()).unwrap_or(u64::MAX);
         let batches = log.batches.len();
         let why = if waited_ms >= self.cfg.busy_timeout_ms {
