@@ -1,5 +1,6 @@
 //! Micro-benchmark of the remoting codec (harness = false): encode and decode of a
-//! SEND_MESSAGE_V2 frame like a Java producer's, and of a pull response header. Prints ns/op.
+//! SEND_MESSAGE_V2 frame like a Java producer's, and of a pull response header, and
+//! the property lookups every send makes. Prints ns/op.
 //! Run: `cargo bench --bench codec`. Numbers, not assertions: speed goals live here, not in tests.
 
 #![allow(clippy::unwrap_used, clippy::print_stdout)] // reason: a benchmark program
@@ -9,7 +10,8 @@ use std::time::Instant;
 
 use bytes::BytesMut;
 use shardmq::remoting::header::SendMessageHeader;
-use shardmq::remoting::{frame, RemotingCommand};
+use shardmq::remoting::{frame, message, RemotingCommand};
+use shardmq::store::index_format;
 
 fn send_v2() -> RemotingCommand {
     RemotingCommand::request(310, 7)
@@ -66,6 +68,16 @@ fn main() {
         let c = frame::decode_bytes(encoded.slice(..len)).unwrap();
         let fields = c.ext_fields.as_ref().unwrap();
         black_box(SendMessageHeader::from_fields_v2(fields).unwrap());
+    });
+    // What the send path and the index read from every message's properties.
+    let props = "KEYS\u{1}golden-key-1\u{2}UNIQ_KEY\u{1}C0000202000000000000000000000000\u{2}WAIT\u{1}true\u{2}TAGS\u{1}TagA";
+    measure("properties: WAIT + tags code + key hashes", n, || {
+        let p = black_box(props);
+        black_box(message::get_property(p, message::keys::WAIT));
+        black_box(message::tags_code(p));
+        index_format::for_each_record_key_hash("GoldenTopic", p, |h| {
+            black_box(h);
+        });
     });
     let mut binary = cmd.clone();
     binary.serialize_type = shardmq::remoting::SerializeType::RocketMq;

@@ -16,7 +16,14 @@ use super::command::{same_key, ExtFields, FieldStr, RemotingCommand};
 
 /// Decodes `header`, or `None` when it is not of the simple shape (see the module doc).
 pub fn decode(header: &[u8]) -> Option<RemotingCommand> {
-    let mut p = Parser { b: header, i: 0 };
+    // One UTF-8 check for the whole header (serde rejects bad UTF-8 anywhere too); the
+    // strings are then sliced from it at ASCII delimiters, which are always char boundaries.
+    let text = std::str::from_utf8(header).ok()?;
+    let mut p = Parser {
+        b: header,
+        s: text,
+        i: 0,
+    };
     let mut code: Option<i32> = None;
     let mut language: Option<LanguageCode> = None;
     let mut version: Option<i32> = None;
@@ -83,6 +90,8 @@ fn set_once<T>(slot: &mut Option<T>, v: T) -> Option<()> {
 
 struct Parser<'a> {
     b: &'a [u8],
+    /// `b` as text (checked once in `decode`).
+    s: &'a str,
     i: usize,
 }
 
@@ -132,18 +141,18 @@ impl<'a> Parser<'a> {
         let plain = self.plain_run()?;
         if self.b[self.i] == b'"' {
             self.i += 1;
-            return std::str::from_utf8(plain).ok().map(FieldStr::from);
+            return Some(FieldStr::from(plain));
         }
         // Escapes (a message's properties carry `\u0001` and `\u0002` between every key and
         // value): the runs between them are copied whole, not byte by byte.
-        let mut out: Vec<u8> = Vec::with_capacity(self.b.len() - start);
-        out.extend_from_slice(plain);
+        let mut out = String::with_capacity(self.b.len() - start);
+        out.push_str(plain);
         loop {
             // At a quote or a backslash (`plain_run` stopped there).
             let c = self.b[self.i];
             self.i += 1;
             if c == b'"' {
-                return String::from_utf8(out).ok().map(FieldStr::from);
+                return Some(FieldStr::from(out));
             }
             let e = *self.b.get(self.i)?;
             self.i += 1;
@@ -151,25 +160,25 @@ impl<'a> Parser<'a> {
                 b'u' => self.unicode_escape()?,
                 _ => super::fastjson::short_escape(e)?,
             };
-            let mut buf = [0u8; 4];
-            out.extend_from_slice(ch.encode_utf8(&mut buf).as_bytes());
-            out.extend_from_slice(self.plain_run()?);
+            out.push(ch);
+            out.push_str(self.plain_run()?);
         }
     }
 
-    /// The bytes from here to the next quote or backslash (left at `self.i`); `None` at the
+    /// The text from here to the next quote or backslash (left at `self.i`); `None` at the
     /// end of input or when a control character (invalid unescaped in JSON) comes first.
-    fn plain_run(&mut self) -> Option<&'a [u8]> {
+    fn plain_run(&mut self) -> Option<&'a str> {
         let start = self.i;
         let rest = self.b.get(start..)?;
         let n = memchr::memchr2(b'"', b'\\', rest)?;
-        let run = &rest[..n];
         // No early exit: the compiler turns this into a vector loop.
-        if run.iter().fold(false, |bad, &c| bad | (c < 0x20)) {
+        if rest[..n].iter().fold(false, |bad, &c| bad | (c < 0x20)) {
             return None;
         }
         self.i = start + n;
-        Some(run)
+        // Both ends are at ASCII bytes (the opening quote or an escape before, a quote or a
+        // backslash after), so this slice of checked text cannot fail.
+        self.s.get(start..start + n)
     }
 
     /// After `\u`: four hex digits, and a low surrogate's `\uXXXX` after a high one.
@@ -200,7 +209,7 @@ impl<'a> Parser<'a> {
     }
 
     /// A plain integer, as its text (no sign `+`, no leading zero, no fraction or exponent).
-    fn int_text(&mut self) -> Option<&str> {
+    fn int_text(&mut self) -> Option<&'a str> {
         self.ws();
         let start = self.i;
         if self.b.get(self.i) == Some(&b'-') {
@@ -221,7 +230,7 @@ impl<'a> Parser<'a> {
         if matches!(self.b.get(self.i), Some(b'.' | b'e' | b'E')) {
             return None;
         }
-        std::str::from_utf8(&self.b[start..self.i]).ok()
+        self.s.get(start..self.i)
     }
 
     fn int32(&mut self) -> Option<i32> {
@@ -324,7 +333,12 @@ mod tests {
 
     #[test]
     fn odd_headers_fall_back_or_agree() {
-        let cases: [&[u8]; 16] = [
+        let cases: [&[u8]; 19] = [
+            // Bad UTF-8 in a string, in an extFields value and outside any string: serde's
+            // error, never a fast answer.
+            b"{\"code\":1,\"remark\":\"a\xffb\"}",
+            b"{\"code\":1,\"extFields\":{\"k\":\"\xc3\"}}",
+            b"{\"code\":1}\xe2\x82",
             br#"{"code":1,"extFields":{"f":1.5}}"#,
             br#"{"code":1,"extFields":{"o":{"z":1}}}"#,
             br#"{"code":1,"code":2}"#,

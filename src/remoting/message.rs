@@ -85,9 +85,25 @@ pub enum MessageError {
 /// non-empty key before it and a non-empty value after it (the value may itself
 /// contain `\u{1}`); a trailing `\u{2}` is fine.
 pub fn iter_properties(s: &str) -> impl Iterator<Item = (&str, &str)> {
-    s.split(PROPERTY_SEPARATOR).filter_map(|seg| {
-        let (k, v) = seg.split_once(NAME_VALUE_SEPARATOR)?;
-        (!k.is_empty() && !v.is_empty()).then_some((k, v))
+    // Scanned as bytes (`memchr`): both separators are ASCII, so every cut is a char boundary,
+    // and no `char` pattern searcher is set up per segment.
+    let b = s.as_bytes();
+    let mut at = 0;
+    std::iter::from_fn(move || {
+        while at <= b.len() {
+            let start = at;
+            let end = memchr::memchr(PROPERTY_SEPARATOR as u8, &b[start..])
+                .map_or(b.len(), |n| start + n);
+            at = end + 1;
+            let Some(eq) = memchr::memchr(NAME_VALUE_SEPARATOR as u8, &b[start..end]) else {
+                continue;
+            };
+            if eq == 0 || start + eq + 1 == end {
+                continue;
+            }
+            return Some((s.get(start..start + eq)?, s.get(start + eq + 1..end)?));
+        }
+        None
     })
 }
 
@@ -292,6 +308,38 @@ mod tests {
         v.iter()
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
             .collect()
+    }
+
+    /// The rule `iter_properties` implements, written the obvious way.
+    fn reference_pairs(s: &str) -> Vec<(&str, &str)> {
+        s.split(PROPERTY_SEPARATOR)
+            .filter_map(|seg| {
+                let (k, v) = seg.split_once(NAME_VALUE_SEPARATOR)?;
+                (!k.is_empty() && !v.is_empty()).then_some((k, v))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn byte_scan_of_properties_agrees_with_the_rule() {
+        // Every string of up to 6 symbols over an alphabet with both separators, ASCII and
+        // multi-byte characters: empty keys and values, doubled and trailing separators,
+        // `\u{1}` inside values.
+        let alphabet = ["\u{1}", "\u{2}", "a", "é", "🦀", "K"];
+        let mut checked = 0;
+        for len in 0..=6u32 {
+            for mut n in 0..alphabet.len().pow(len) {
+                let mut s = String::new();
+                for _ in 0..len {
+                    s.push_str(alphabet[n % alphabet.len()]);
+                    n /= alphabet.len();
+                }
+                let got: Vec<_> = iter_properties(&s).collect();
+                assert_eq!(got, reference_pairs(&s), "{s:?}");
+                checked += 1;
+            }
+        }
+        assert_eq!(checked, (0..=6).map(|l| 6usize.pow(l)).sum::<usize>());
     }
 
     #[test]
