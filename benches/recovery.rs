@@ -61,6 +61,7 @@ fn cfg(dir: &Path) -> StoreConfig {
         read_cache_bytes: 0,
         warm_commitlog: None,
         dsync_writes: false,
+        ship_before_write: false,
         busy_timeout_ms: 1000,
         // Upstream's index defaults: recovery re-feeds the index as it does in production.
         index: shardmq::store::IndexConfig {

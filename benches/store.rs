@@ -265,6 +265,7 @@ async fn store_run(dir: &Path, writers: usize, secs: Duration, files: Files) -> 
         // upstream's flushLeastPagesWhenWarmMapedFile default: 4096 pages.
         warm_commitlog: files.warm.then_some(4096 * 4096),
         dsync_writes: files.dsync,
+        ship_before_write: false,
         busy_timeout_ms: 1000,
         // Upstream's index geometry: every append is also indexed, as in production.
         index: shardmq::store::IndexConfig {

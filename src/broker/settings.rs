@@ -171,6 +171,7 @@ pub fn from_config(c: &crate::config::BrokerConfig) -> Result<BrokerSettings, St
             read_cache_bytes: usize::try_from(c.shardmq.read_cache_bytes).unwrap_or(64 << 20),
             warm_commitlog: warm_commitlog(s),
             dsync_writes: c.shardmq.dsync_group_commit,
+            ship_before_write: c.shardmq.ha_ship_before_write,
             busy_timeout_ms: s.os_page_cache_busy_time_out_mills,
             index: crate::store::IndexConfig {
                 dir: s.store_path_index.clone(),
@@ -334,6 +335,15 @@ mod tests {
             let (s, _d) = settings(role, flush);
             assert!(!s.store.dsync(), "{role} {flush}");
         }
+    }
+
+    /// `haShipBeforeWrite` (ARCHITECTURE 49): off unless the file says so.
+    #[test]
+    fn shipping_before_the_write_is_opt_in() {
+        let (s, _d) = settings("SYNC_MASTER", "SYNC_FLUSH");
+        assert!(!s.store.ship_before_write);
+        let (s, _d) = settings_with("SYNC_MASTER", "SYNC_FLUSH", "haShipBeforeWrite=true\n");
+        assert!(s.store.ship_before_write);
     }
 
     #[test]

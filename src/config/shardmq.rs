@@ -17,6 +17,12 @@ config_section! {
         /// SYNC_FLUSH: each group commit is one direct write through an `O_DSYNC` handle, which
         /// completes durable, rather than a write followed by an fdatasync (ARCHITECTURE 47).
         "dsyncGroupCommit" => dsync_group_commit: bool = true;
+        /// SYNC_FLUSH masters: a group commit's bytes go to the slaves when its write is
+        /// submitted, not when it completes, so the slave's copy overlaps the write and sync
+        /// (ARCHITECTURE 49). Off by default: a master killed before such a write reaches the
+        /// device comes back shorter than a slave that got it, and that slave then stops
+        /// replicating until its store is emptied (no acknowledged message is at stake).
+        "haShipBeforeWrite" => ha_ship_before_write: bool = false;
         /// Per-shard cache of recent commit-log data, bytes.
         "readCacheBytes" => read_cache_bytes: u64 = 64 << 20;
         /// Strict upstream compatibility for store paths: ignore `storePathConsumeQueue`,

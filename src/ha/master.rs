@@ -134,13 +134,13 @@ async fn serve_slave(
         .map_err(io_err("read first report from", &peer))?;
     let request = u64::from_be_bytes(first);
     let store = shard.store.clone();
-    if request > store.written_end() {
+    if request > store.ship_end() {
         return Err(HaError::Protocol {
             peer,
             reason: format!(
                 "slave shard {} has data up to {request}, beyond this master's {}",
                 h.shard,
-                store.written_end()
+                store.ship_end()
             ),
         });
     }
@@ -171,8 +171,8 @@ async fn serve_slave(
                     break;
                 }
                 let ack = u64::from_be_bytes(buf);
-                if ack > store.written_end() {
-                    tracing::warn!(slave = %peer, ack, end = store.written_end(),
+                if ack > store.ship_end() {
+                    tracing::warn!(slave = %peer, ack, end = store.ship_end(),
                         "slave reported an offset beyond this master's data; closing");
                     break;
                 }

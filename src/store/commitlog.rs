@@ -74,6 +74,23 @@ pub(super) struct Chunk {
     bytes: Vec<u8>,
 }
 
+/// What one write of a flush puts at `pos` in the file starting at `seg_start`: a chunk's
+/// bytes, still in the batch's vector or already in the read cache (`ship_before_write`).
+struct Piece<'a> {
+    seg_start: u64,
+    pos: u64,
+    bytes: &'a [u8],
+}
+
+/// A chunk handed to the read cache: the same bytes as the cache entry, kept in the batch for
+/// its write (when handed over before it) and for the index dispatch at `make_visible`.
+#[derive(Debug)]
+pub(super) struct CachedChunk {
+    seg_start: u64,
+    pos: u64,
+    bytes: Bytes,
+}
+
 /// The consume-queue entries of one put: `entries[from..to]` of the batch, queue offsets
 /// consecutive from `first_offset` (one key per put, not per message).
 #[derive(Debug)]
@@ -93,9 +110,8 @@ pub(super) struct Batch {
     pub(super) acks: Vec<oneshot::Sender<Result<(), StoreError>>>,
     pub(super) dispatch: Vec<DispatchItem>,
     pub(super) entries: Vec<CqEntry>,
-    /// The chunks once written, when the read cache holds them (`after_write`): the same bytes
-    /// as the cache entries, kept for the index dispatch at `make_visible`.
-    pub(super) written: Vec<(u64, Bytes)>,
+    /// The chunks once the read cache holds them (`cache_chunks`).
+    pub(super) written: Vec<CachedChunk>,
     pub(super) bytes: usize,
     pub(super) end: u64,
     pub(super) last_store_timestamp: i64,
@@ -119,9 +135,13 @@ pub(crate) struct Log {
     pub write_pos: u64,
     pub visible_end: u64,
     /// End of the bytes whose write completed (in the file, or in the page cache in Async
-    /// mode): what a `kill -9` of this process cannot lose. The HA shipper sends up to here
-    /// (ARCHITECTURE 25); `visible_end` trails it by the fdatasync in Sync mode.
+    /// mode): what a `kill -9` of this process cannot lose; `visible_end` trails it by the
+    /// fdatasync in Sync mode.
     pub written_end: u64,
+    /// End of the bytes the HA shipper may send (ARCHITECTURE 25, 49): `written_end`, or in
+    /// Sync mode the end of the batch whose write was submitted (its bytes are in the read
+    /// cache), so the slave's copy overlaps the master's write and sync.
+    pub ship_end: u64,
     pub synced_end: u64,
     pub tail: Option<(u64, Vec<u8>)>,
     pub last_store_timestamp: i64,
@@ -150,6 +170,7 @@ impl Log {
             write_pos: end,
             visible_end: end,
             written_end: end,
+            ship_end: end,
             synced_end: end,
             tail,
             last_store_timestamp: 0,
@@ -757,6 +778,7 @@ impl ShardStore {
             log.in_flight = Some(batch.done.clone());
             batch
         };
+        self.ship_before_write(&mut batch);
         let res = self.flush_write(&batch).await;
         let res = match res {
             Ok(files) => {
@@ -795,7 +817,21 @@ impl ShardStore {
     /// through the page cache (`write_buffered`). Returns the files touched.
     async fn flush_write(&self, batch: &Batch) -> Result<Vec<Segment>, StoreError> {
         let mut touched: Vec<Segment> = Vec::new();
-        for c in &batch.chunks {
+        // One of the two is empty: the chunks go to the cache before the write or after it.
+        let pieces = batch
+            .chunks
+            .iter()
+            .map(|c| Piece {
+                seg_start: c.seg_start,
+                pos: c.pos,
+                bytes: &c.bytes,
+            })
+            .chain(batch.written.iter().map(|c| Piece {
+                seg_start: c.seg_start,
+                pos: c.pos,
+                bytes: &c.bytes,
+            }));
+        for c in pieces {
             let seg = self
                 .log
                 .borrow()
@@ -807,13 +843,16 @@ impl ShardStore {
             self.faults
                 .on_write()
                 .map_err(|e| StoreError::io("write", &seg.path, e))?;
+            if let Some(ms) = self.faults.write_delay_ms {
+                glommio::timer::sleep(Duration::from_millis(ms)).await;
+            }
             match self.cfg.flush_mode {
                 FlushMode::Sync => {
-                    let (n, want, at) = self.write_direct(&seg, c).await;
+                    let (n, want, at) = self.write_direct(&seg, &c).await;
                     let n = n.map_err(gio_err("write", &seg.path))?;
                     check_whole_write(&seg.path, n, want, at)?;
                 }
-                FlushMode::Async => self.write_page_cache(&seg, c).await?,
+                FlushMode::Async => self.write_page_cache(&seg, &c).await?,
             }
             self.update_stats(|s| s.write_count += 1);
             if !touched.iter().any(|t| t.start == seg.start) {
@@ -826,7 +865,7 @@ impl ShardStore {
     /// Sync mode: one aligned direct-I/O write of the chunk, its first page completed from the
     /// carried tail page, its last page zero padded and kept as the next tail page. Returns
     /// (outcome, bytes asked, file position).
-    async fn write_direct(&self, seg: &Segment, c: &Chunk) -> (GioResult<usize>, usize, u64) {
+    async fn write_direct(&self, seg: &Segment, c: &Piece<'_>) -> (GioResult<usize>, usize, u64) {
         let (buf, file_pos) = {
             let mut log = self.log.borrow_mut();
             let page = align_down(c.pos);
@@ -847,7 +886,7 @@ impl ShardStore {
                 );
                 dst[..prefix].copy_from_slice(tbytes);
             }
-            dst[prefix..prefix + c.bytes.len()].copy_from_slice(&c.bytes);
+            dst[prefix..prefix + c.bytes.len()].copy_from_slice(c.bytes);
             dst[prefix + c.bytes.len()..].fill(0);
             let end = c.pos + c.bytes.len() as u64;
             let end_page = align_down(end);
@@ -878,7 +917,7 @@ impl ShardStore {
     /// io-wq worker costs less than faulting its pages in. Both reach the same page cache.
     /// Direct-I/O reads of these bytes stay correct: the kernel writes dirty pages of a range
     /// back before it reads that range directly.
-    async fn write_page_cache(&self, seg: &Segment, c: &Chunk) -> Result<(), StoreError> {
+    async fn write_page_cache(&self, seg: &Segment, c: &Piece<'_>) -> Result<(), StoreError> {
         if c.bytes.len() < BUFFERED_WRITE_MIN {
             return self.write_mapped(seg, c).await;
         }
@@ -890,7 +929,7 @@ impl ShardStore {
             .map_err(gio_err("open", &seg.path))?;
         // The write owns its buffer until it completes; the chunk goes on to the read cache.
         let n = file
-            .write_at(c.bytes.clone(), at)
+            .write_at(c.bytes.to_vec(), at)
             .await
             .map_err(gio_err("write", &seg.path))?;
         check_whole_write(&seg.path, n, want, at)
@@ -915,7 +954,7 @@ impl ShardStore {
     }
 
     /// A small chunk: copied into the file's shared mapping (mapped.rs).
-    async fn write_mapped(&self, seg: &Segment, c: &Chunk) -> Result<(), StoreError> {
+    async fn write_mapped(&self, seg: &Segment, c: &Piece<'_>) -> Result<(), StoreError> {
         let current = self.mapped.borrow().clone();
         let map = match current {
             Some(m) if m.start == seg.start => m,
@@ -939,7 +978,7 @@ impl ShardStore {
                 m
             }
         };
-        map.write(c.pos - c.seg_start, &c.bytes)
+        map.write(c.pos - c.seg_start, c.bytes)
     }
 
     /// Sync mode: fdatasync every file written. Async mode: remember them for the timer.
@@ -1008,43 +1047,82 @@ impl ShardStore {
         Ok(())
     }
 
-    /// The batch's bytes are written: hand them to the read cache (no copy) and let the HA
-    /// shipper send them while the fdatasync runs. Readers other than the shipper still stop
-    /// at `visible_end`.
-    fn after_write(&self, batch: &mut Batch) {
-        let end = batch.end;
+    /// Sync mode (ARCHITECTURE 49): before the batch's write is submitted, hand its chunks to
+    /// the read cache and let the HA shipper send them, so the slave's copy and report overlap
+    /// the master's write and sync (with `dsyncGroupCommit` they are one O_DSYNC write, and
+    /// shipping after it made a SYNC_MASTER put wait for both in turn). Only when the cache
+    /// keeps the whole batch: the shipper never reads bytes beyond `written_end` from the file.
+    fn ship_before_write(&self, batch: &mut Batch) {
+        if !self.cfg.ship_before_write
+            || self.cfg.flush_mode != FlushMode::Sync
+            || batch.bytes > self.cfg.read_cache_bytes
+        {
+            return;
+        }
         {
             let mut log = self.log.borrow_mut();
-            if self.cfg.read_cache_bytes > 0 {
-                for mut c in batch.chunks.drain(..) {
-                    log.spare_chunks.hint = c.bytes.len();
-                    // The chunk becomes the cache entry as is (no copy). A vector sized for a
-                    // bigger batch gives its spare room back first (in place, no copy), so
-                    // the cache holds about what it counts.
-                    if c.bytes.capacity() > 2 * c.bytes.len() + DMA_ALIGN as usize {
-                        c.bytes.shrink_to_fit();
-                    }
-                    let b = Bytes::from(c.bytes);
-                    log.cache_bytes += b.len();
-                    log.cache.push_back((c.pos, b.clone()));
-                    batch.written.push((c.pos, b));
-                }
-                while log.cache_bytes > self.cfg.read_cache_bytes {
-                    let Some((_, b)) = log.cache.pop_front() else {
-                        break;
-                    };
-                    log.cache_bytes -= b.len();
-                }
+            self.cache_chunks(&mut log, batch);
+            log.ship_end = log.ship_end.max(batch.end);
+        }
+        self.notify_end_listener(batch.end);
+    }
+
+    /// The batch's chunks become read-cache entries (no copy): the oldest entries make room.
+    fn cache_chunks(&self, log: &mut Log, batch: &mut Batch) {
+        if self.cfg.read_cache_bytes == 0 {
+            return;
+        }
+        for mut c in batch.chunks.drain(..) {
+            log.spare_chunks.hint = c.bytes.len();
+            // The chunk becomes the cache entry as is (no copy). A vector sized for a
+            // bigger batch gives its spare room back first (in place, no copy), so
+            // the cache holds about what it counts.
+            if c.bytes.capacity() > 2 * c.bytes.len() + DMA_ALIGN as usize {
+                c.bytes.shrink_to_fit();
             }
+            let b = Bytes::from(c.bytes);
+            log.cache_bytes += b.len();
+            log.cache.push_back((c.pos, b.clone()));
+            batch.written.push(CachedChunk {
+                seg_start: c.seg_start,
+                pos: c.pos,
+                bytes: b,
+            });
+        }
+        while log.cache_bytes > self.cfg.read_cache_bytes {
+            let Some((_, b)) = log.cache.pop_front() else {
+                break;
+            };
+            log.cache_bytes -= b.len();
+        }
+    }
+
+    fn notify_end_listener(&self, end: u64) {
+        let end_listener = self.end_listener.borrow().clone();
+        if let Some(l) = end_listener {
+            l(end);
+        }
+    }
+
+    /// The batch's bytes are written: hand them to the read cache (no copy) unless they went
+    /// before the write, and let the HA shipper send them (in Sync mode the fdatasync, if any,
+    /// is still to come). Readers other than the shipper still stop at `visible_end`.
+    fn after_write(&self, batch: &mut Batch) {
+        let end = batch.end;
+        let moved = {
+            let mut log = self.log.borrow_mut();
+            self.cache_chunks(&mut log, batch);
             assert!(
                 end >= log.written_end,
                 "invariant: written end is monotonic"
             );
             log.written_end = end;
-        }
-        let end_listener = self.end_listener.borrow().clone();
-        if let Some(l) = end_listener {
-            l(end);
+            let moved = end > log.ship_end;
+            log.ship_end = log.ship_end.max(end);
+            moved
+        };
+        if moved {
+            self.notify_end_listener(end);
         }
     }
 
@@ -1052,8 +1130,8 @@ impl ShardStore {
     fn make_visible(&self, mut batch: Batch) {
         {
             let mut log = self.log.borrow_mut();
-            for (pos, b) in batch.written.drain(..) {
-                self.index.dispatch_bytes(pos, &b);
+            for c in batch.written.drain(..) {
+                self.index.dispatch_bytes(c.pos, &c.bytes);
             }
             // Read cache off: the chunks are still here; their vectors are reused.
             for c in batch.chunks.drain(..) {

@@ -12,6 +12,7 @@
 //! | `fdatasync_error_after=N` | the (N+1)-th commit-log fdatasync of each shard fails with EIO |
 //! | `write_error_after=N` | the (N+1)-th commit-log write of each shard fails with EIO |
 //! | `fdatasync_delay_ms=N` | every commit-log fdatasync of the group commit waits N ms first (a slow disk: FLUSH_DISK_TIMEOUT) |
+//! | `write_delay_ms=N` | every commit-log write waits N ms before it is submitted (a slow device write) |
 //! | `ack_before_durable` | CANARY: a SYNC_FLUSH put is acknowledged as soon as it is queued, before any write; exists only so the crash test can prove it catches a broker that lies |
 
 use std::cell::Cell;
@@ -25,6 +26,7 @@ pub struct Faults {
     pub fdatasync_error_after: Option<u64>,
     pub write_error_after: Option<u64>,
     pub fdatasync_delay_ms: Option<u64>,
+    pub write_delay_ms: Option<u64>,
     pub ack_before_durable: bool,
     fdatasyncs: Cell<u64>,
     writes: Cell<u64>,
@@ -76,6 +78,7 @@ impl Faults {
                 "fdatasync_error_after" => f.fdatasync_error_after = Some(count()?),
                 "write_error_after" => f.write_error_after = Some(count()?),
                 "fdatasync_delay_ms" => f.fdatasync_delay_ms = Some(count()?),
+                "write_delay_ms" => f.write_delay_ms = Some(count()?),
                 "ack_before_durable" if value.is_none() => f.ack_before_durable = true,
                 _ => {
                     return Err(FaultsError {
@@ -93,6 +96,7 @@ impl Faults {
         self.fdatasync_error_after.is_some()
             || self.write_error_after.is_some()
             || self.fdatasync_delay_ms.is_some()
+            || self.write_delay_ms.is_some()
             || self.ack_before_durable
     }
 
@@ -125,9 +129,10 @@ mod tests {
     #[test]
     fn parses_every_fault() {
         let f = Faults::parse(
-            "fdatasync_error_after=3, write_error_after=0,ack_before_durable,fdatasync_delay_ms=7",
+            "fdatasync_error_after=3, write_error_after=0,ack_before_durable,fdatasync_delay_ms=7,write_delay_ms=9",
         )
         .unwrap();
+        assert_eq!(f.write_delay_ms, Some(9));
         assert_eq!(f.fdatasync_error_after, Some(3));
         assert_eq!(f.fdatasync_delay_ms, Some(7));
         assert_eq!(f.write_error_after, Some(0));

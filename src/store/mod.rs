@@ -93,6 +93,9 @@ pub struct StoreConfig {
     /// (ARCHITECTURE 47). Off: a master's slaves copy a batch while its fdatasync runs
     /// (ARCHITECTURE 25); on, they get it once durable.
     pub dsync_writes: bool,
+    /// Sync mode: a batch's bytes are handed to the read cache and the HA shipper when its
+    /// write is submitted, not when it completes (`haShipBeforeWrite`, ARCHITECTURE 49).
+    pub ship_before_write: bool,
     /// The message-key index (index.rs).
     pub index: IndexConfig,
 }

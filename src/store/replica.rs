@@ -44,10 +44,16 @@ impl ShardStore {
         self.log.borrow().visible_end
     }
 
-    /// End of the written data (the HA shipper's limit; `visible_end` or ahead of it by the
-    /// batch being fdatasynced), local offset.
+    /// End of the written data (`visible_end` or ahead of it by the batch being
+    /// fdatasynced), local offset.
     pub fn written_end(&self) -> u64 {
         self.log.borrow().written_end
+    }
+
+    /// End of the data the HA shipper may send: `written_end`, or in Sync mode ahead of it by
+    /// the batch whose write is under way (its bytes are in the read cache), local offset.
+    pub fn ship_end(&self) -> u64 {
+        self.log.borrow().ship_end
     }
 
     /// End of all appended data (written or queued for the flusher), local offset. On a
@@ -72,12 +78,12 @@ impl ShardStore {
         max: u32,
         disk_max: u32,
     ) -> Result<Option<Bytes>, StoreError> {
-        let (end, seg_end) = {
+        let (end, written, seg_end) = {
             let log = self.log.borrow();
             let Some(seg) = log.segment_for(from) else {
                 return Ok(None);
             };
-            (log.written_end, seg.start + self.file_size())
+            (log.ship_end, log.written_end, seg.start + self.file_size())
         };
         if from >= end {
             return Ok(None);
@@ -87,6 +93,11 @@ impl ShardStore {
         if let Some(b) = super::reader::cached(&self.log.borrow(), from, len) {
             return Ok(Some(b));
         }
+        // Not cached: from the file, which holds only what was written.
+        if from >= written {
+            return Ok(None);
+        }
+        let avail = written.min(seg_end) - from;
         let disk_max = disk_max.max(max);
         let len = u32::try_from(avail.min(u64::from(disk_max))).unwrap_or(disk_max);
         self.read_below(from, len, Upto::Written).await
@@ -532,6 +543,68 @@ mod tests {
                 .unwrap()
                 .join()
                 .unwrap();
+            drop(dir);
+        }
+    }
+
+    /// `haShipBeforeWrite` hands a batch to the shipper when its write is submitted
+    /// (ARCHITECTURE 49): with the write held back 2 s, the bytes are shippable at once,
+    /// nothing is written or visible yet, and what the file ends up holding is exactly what
+    /// was shipped. Without a read cache, or without the setting (the default), the shipper
+    /// waits for the write (it never reads unwritten file bytes).
+    #[test]
+    fn the_shipper_gets_a_batch_when_its_write_is_submitted() {
+        for (cache, early) in [(1 << 20, true), (0, true), (1 << 20, false)] {
+            let dir = test_dir(&format!("ship-at-submit-{cache}-{early}"));
+            let c = StoreConfig {
+                read_cache_bytes: cache,
+                dsync_writes: true,
+                ship_before_write: early,
+                ..cfg(&dir)
+            };
+            let shipped = glommio::LocalExecutorBuilder::default()
+                .spawn(move || async move {
+                    let f = crate::store::faults::Faults::parse("write_delay_ms=2000").unwrap();
+                    let m = ShardStore::open_with_faults(c, ShardId(1), false, f)
+                        .await
+                        .unwrap();
+                    let put = {
+                        let m = m.clone();
+                        glommio::spawn_local(async move { m.put(batch(0, vec![b'y'; 300])).await })
+                    };
+                    let mut shipped = None;
+                    for _ in 0..150 {
+                        glommio::timer::sleep(std::time::Duration::from_millis(10)).await;
+                        shipped = m.replica_read(0, 1 << 20, 1 << 20).await.unwrap();
+                        if shipped.is_some() {
+                            break;
+                        }
+                    }
+                    if cache == 0 || !early {
+                        assert!(shipped.is_none(), "nothing before the write completes");
+                        assert_eq!(m.ship_end(), 0);
+                    } else {
+                        let shipped = shipped.expect("shippable within 1.5 s of a 2 s write");
+                        assert_eq!(shipped.len() as u64, m.ship_end());
+                        assert_eq!(m.written_end(), 0, "the write is still held back");
+                        assert_eq!(m.visible_end(), 0);
+                    }
+                    let r = put.await.unwrap();
+                    assert_eq!(m.visible_end(), m.written_end());
+                    assert_eq!(m.ship_end(), m.written_end());
+                    let shipped = m.replica_read(0, 1 << 20, 1 << 20).await.unwrap().unwrap();
+                    let all = |_: i64| true;
+                    let got = m.get_messages("T", 0, 0, 1, 1 << 20, &all).await.unwrap();
+                    assert_eq!(got.records.concat(), shipped.to_vec(), "{r:?}");
+                    m.shutdown().await.unwrap();
+                    shipped
+                })
+                .unwrap()
+                .join()
+                .unwrap();
+            // And the file holds them.
+            let file = std::fs::read(first_log_file(&dir.join("commitlog"))).unwrap();
+            assert_eq!(&file[..shipped.len()], &shipped[..]);
             drop(dir);
         }
     }

@@ -79,6 +79,7 @@ pub fn base_config(dir: &Path, mode: FlushMode) -> StoreConfig {
         read_cache_bytes: 0,
         warm_commitlog: None,
         dsync_writes: false,
+        ship_before_write: false,
         busy_timeout_ms: 1000,
         index: IndexConfig {
             dir: dir.join("index"),
