@@ -46,7 +46,9 @@
 //! commit-log file and carries at most `haTransferBatchSize` bytes; the master ships written
 //! bytes (in its file or page cache, perhaps not yet fdatasynced: the slave's copy overlaps
 //! the master's fdatasync, ARCHITECTURE 25), so a slave never holds bytes a killed master
-//! process could lose (a power loss of the master could). Differences from upstream: the first report is sent at once (upstream
+//! process could lose (a power loss of the master could; so could a kill with
+//! `haShipBeforeWrite`, which ships a SYNC_FLUSH batch when its write is submitted,
+//! ARCHITECTURE 49). Differences from upstream: the first report is sent at once (upstream
 //! waits `haSendHeartbeatInterval`), and a slave with an empty store receives the master's log
 //! from its first byte (upstream: from the start of the master's last file).
 //!
