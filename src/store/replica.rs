@@ -330,13 +330,15 @@ pub(crate) fn new_carry() -> RefCell<ReplicaCarry> {
 #[cfg(test)]
 mod tests {
     use std::path::Path;
+    use std::rc::Rc;
 
     use bytes::Bytes;
 
     use crate::store::test_util::{base_config, test_dir};
 
     use crate::store::{
-        FlushMode, GetStatus, PutBatch, PutMessage, ShardId, ShardStore, StoreConfig,
+        FlushMode, GetStatus, PutBatch, PutMessage, PutResult, ShardId, ShardStore, StoreConfig,
+        StoreError,
     };
 
     fn cfg(dir: &Path) -> StoreConfig {
@@ -498,6 +500,35 @@ mod tests {
         }
     }
 
+    /// Opens a store with `faults`, puts one 300-byte message and polls what the shipper may
+    /// send for up to 1.5 s: the store, the put and the first bytes found shippable.
+    async fn put_and_watch_the_shipper(
+        c: StoreConfig,
+        faults: &str,
+    ) -> (
+        Rc<ShardStore>,
+        glommio::Task<Result<PutResult, StoreError>>,
+        Option<Bytes>,
+    ) {
+        let f = crate::store::faults::Faults::parse(faults).unwrap();
+        let m = ShardStore::open_with_faults(c, ShardId(1), false, f)
+            .await
+            .unwrap();
+        let put = {
+            let m = m.clone();
+            glommio::spawn_local(async move { m.put(batch(0, vec![b'x'; 300])).await })
+        };
+        let mut shipped = None;
+        for _ in 0..150 {
+            glommio::timer::sleep(std::time::Duration::from_millis(10)).await;
+            shipped = m.replica_read(0, 1 << 20, 1 << 20).await.unwrap();
+            if shipped.is_some() {
+                break;
+            }
+        }
+        (m, put, shipped)
+    }
+
     /// SYNC_FLUSH: the shipper gets a batch's bytes once they are written, while its
     /// fdatasync still runs (ARCHITECTURE 25); consumers see them only after it. From the read
     /// cache, and from the file when the cache is off.
@@ -511,22 +542,8 @@ mod tests {
             };
             glommio::LocalExecutorBuilder::default()
                 .spawn(move || async move {
-                    let f = crate::store::faults::Faults::parse("fdatasync_delay_ms=2000").unwrap();
-                    let m = ShardStore::open_with_faults(c, ShardId(1), false, f)
-                        .await
-                        .unwrap();
-                    let put = {
-                        let m = m.clone();
-                        glommio::spawn_local(async move { m.put(batch(0, vec![b'x'; 300])).await })
-                    };
-                    let mut shipped = None;
-                    for _ in 0..150 {
-                        glommio::timer::sleep(std::time::Duration::from_millis(10)).await;
-                        shipped = m.replica_read(0, 1 << 20, 1 << 20).await.unwrap();
-                        if shipped.is_some() {
-                            break;
-                        }
-                    }
+                    let (m, put, shipped) =
+                        put_and_watch_the_shipper(c, "fdatasync_delay_ms=2000").await;
                     let shipped = shipped
                         .expect("written bytes shippable within 1.5 s (the fdatasync takes 2 s)");
                     assert_eq!(shipped.len() as u64, m.written_end());
@@ -564,22 +581,8 @@ mod tests {
             };
             let shipped = glommio::LocalExecutorBuilder::default()
                 .spawn(move || async move {
-                    let f = crate::store::faults::Faults::parse("write_delay_ms=2000").unwrap();
-                    let m = ShardStore::open_with_faults(c, ShardId(1), false, f)
-                        .await
-                        .unwrap();
-                    let put = {
-                        let m = m.clone();
-                        glommio::spawn_local(async move { m.put(batch(0, vec![b'y'; 300])).await })
-                    };
-                    let mut shipped = None;
-                    for _ in 0..150 {
-                        glommio::timer::sleep(std::time::Duration::from_millis(10)).await;
-                        shipped = m.replica_read(0, 1 << 20, 1 << 20).await.unwrap();
-                        if shipped.is_some() {
-                            break;
-                        }
-                    }
+                    let (m, put, shipped) =
+                        put_and_watch_the_shipper(c, "write_delay_ms=2000").await;
                     if cache == 0 || !early {
                         assert!(shipped.is_none(), "nothing before the write completes");
                         assert_eq!(m.ship_end(), 0);
