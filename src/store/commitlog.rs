@@ -119,6 +119,26 @@ pub(super) struct Batch {
     pub(super) opened: Option<Instant>,
 }
 
+impl Batch {
+    /// What the flush writes, in order: the chunks, or the cache entries they became when
+    /// they went to the cache before the write (one of the two lists is empty).
+    fn pieces(&self) -> impl Iterator<Item = Piece<'_>> {
+        let chunks = self
+            .chunks
+            .iter()
+            .map(|c| (c.seg_start, c.pos, &c.bytes[..]));
+        let cached = self
+            .written
+            .iter()
+            .map(|c| (c.seg_start, c.pos, &c.bytes[..]));
+        chunks.chain(cached).map(|(seg_start, pos, bytes)| Piece {
+            seg_start,
+            pos,
+            bytes,
+        })
+    }
+}
+
 impl Drop for Batch {
     /// A batch dropped before it was flushed (the store went away) fails its puts; after a
     /// flush this does nothing (the done is final).
@@ -817,21 +837,7 @@ impl ShardStore {
     /// through the page cache (`write_buffered`). Returns the files touched.
     async fn flush_write(&self, batch: &Batch) -> Result<Vec<Segment>, StoreError> {
         let mut touched: Vec<Segment> = Vec::new();
-        // One of the two is empty: the chunks go to the cache before the write or after it.
-        let pieces = batch
-            .chunks
-            .iter()
-            .map(|c| Piece {
-                seg_start: c.seg_start,
-                pos: c.pos,
-                bytes: &c.bytes,
-            })
-            .chain(batch.written.iter().map(|c| Piece {
-                seg_start: c.seg_start,
-                pos: c.pos,
-                bytes: &c.bytes,
-            }));
-        for c in pieces {
+        for c in batch.pieces() {
             let seg = self
                 .log
                 .borrow()
