@@ -210,6 +210,13 @@ async fn start_shard(
         .await
         .map_err(|e| format!("shard {id}: cannot open the store: {e}"))?;
     store.start_retention(settings.retention.clone());
+    let epochs = crate::ha::epochs::open_history(
+        store.shard_dir.clone(),
+        store.write_end(),
+        !settings.role.is_slave(),
+    )
+    .await
+    .map_err(|e| format!("shard {id}: epoch history: {e}"))?;
     let control = persisted.map(|p| {
         RefCell::new(ControlPlane {
             topics: p.topics,
@@ -243,7 +250,7 @@ async fn start_shard(
         conns: RefCell::new(HashMap::new()),
         stopping: Cell::new(false),
         namesrv_clients,
-        ha: Rc::new(crate::ha::ShardHa::default()),
+        ha: Rc::new(crate::ha::ShardHa::with_epochs(epochs)),
         stalls: RefCell::new(Default::default()),
         requests: Cell::new(0),
     });

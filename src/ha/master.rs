@@ -123,8 +123,19 @@ async fn serve_slave(
     // with Nagle's algorithm each one waited for the previous one's ACK (a slave round trip).
     let _ = stream.set_nodelay(true);
     let count = u16::try_from(shard.mesh.shard_count()).unwrap_or(u16::MAX);
+    let mut answer = encode_answer(STATUS_OK, count).to_vec();
+    if h.version >= 2 {
+        // Set at start, before the HA port is served (`epochs::begin_master_life`).
+        let Some(history) = shard.ha.epochs.borrow().as_ref().map(|e| e.encode()) else {
+            return Err(HaError::Protocol {
+                peer,
+                reason: "this master has no epoch history (not started as a master)".into(),
+            });
+        };
+        answer.extend_from_slice(&history);
+    }
     stream
-        .write_all(&encode_answer(STATUS_OK, count))
+        .write_all(&answer)
         .await
         .map_err(io_err("write answer to", &peer))?;
     let mut first = [0u8; 8];

@@ -31,6 +31,10 @@
 //! | magic "SMHA" u32 | status u16   | master shard count u16  |   status 0 = ok,
 //! +------------------+--------------+-------------------------+   1 = shard count differs,
 //!                                                                 2 = bad shard / version
+//! then, version 2 and status 0 only: the master's epoch history (`epochs`)
+//! +------------------+-------------+------------------------------------------+
+//! | lineage u64      | count u32   | count x ( epoch u64 | first offset u64 ) |
+//! +------------------+-------------+------------------------------------------+
 //! slave -> master, repeated: offset report (upstream's)
 //! +-------------------------------------------+
 //! | slave's written end of this shard: i64    |   first one = where to start sending
@@ -48,7 +52,11 @@
 //! the master's fdatasync, ARCHITECTURE 25), so a slave never holds bytes a killed master
 //! process could lose (a power loss of the master could; so could a kill with
 //! `haShipBeforeWrite`, which ships a SYNC_FLUSH batch when its write is submitted,
-//! ARCHITECTURE 49). Differences from upstream: the first report is sent at once (upstream
+//! ARCHITECTURE 49). Before its first report a version-2 slave compares the master's history
+//! with its own (`epochs::reconcile`): where they part, it persists a cut marker and restarts,
+//! and store recovery cuts its log back there (ARCHITECTURE 50); otherwise it adopts the
+//! master's history (persisted before the first byte it appends). Differences from upstream:
+//! the first report is sent at once (upstream
 //! waits `haSendHeartbeatInterval`), and a slave with an empty store receives the master's log
 //! from its first byte (upstream: from the start of the master's last file).
 //!
@@ -66,6 +74,7 @@
 //! when no slave is connected to the shard or the best one is `haSlaveFallbehindMax` behind;
 //! FLUSH_SLAVE_TIMEOUT after `syncFlushTimeout` (4.3's limit). One slave is enough.
 
+pub mod epochs;
 mod master;
 pub mod meta;
 mod slave;
@@ -85,7 +94,10 @@ use crate::broker::BrokerShard;
 
 /// "SMHA".
 pub const HANDSHAKE_MAGIC: u32 = 0x534D_4841;
-pub const PROTOCOL_VERSION: u16 = 1;
+/// Version 2 adds the master's epoch history to the answer (`epochs`); a master still serves
+/// version 1 slaves (without it).
+pub const PROTOCOL_VERSION: u16 = 2;
+pub const OLDEST_PROTOCOL_VERSION: u16 = 1;
 pub const HANDSHAKE_LEN: usize = 16;
 pub const ANSWER_LEN: usize = 8;
 pub const TRANSFER_HEADER_LEN: usize = 12;
@@ -140,6 +152,7 @@ pub struct HaSettings {
 /// The handshake a slave shard opens its connection with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Handshake {
+    pub version: u16,
     pub shard: u16,
     pub shard_count: u16,
     pub broker_id: u32,
@@ -149,7 +162,7 @@ impl Handshake {
     pub fn encode(&self) -> [u8; HANDSHAKE_LEN] {
         let mut b = [0u8; HANDSHAKE_LEN];
         b[0..4].copy_from_slice(&HANDSHAKE_MAGIC.to_be_bytes());
-        b[4..6].copy_from_slice(&PROTOCOL_VERSION.to_be_bytes());
+        b[4..6].copy_from_slice(&self.version.to_be_bytes());
         b[6..8].copy_from_slice(&self.shard.to_be_bytes());
         b[8..10].copy_from_slice(&self.shard_count.to_be_bytes());
         b[12..16].copy_from_slice(&self.broker_id.to_be_bytes());
@@ -166,10 +179,11 @@ impl Handshake {
             ));
         }
         let version = u16::from_be_bytes([b[4], b[5]]);
-        if version != PROTOCOL_VERSION {
+        if !(OLDEST_PROTOCOL_VERSION..=PROTOCOL_VERSION).contains(&version) {
             return Err(format!("unsupported HA protocol version {version}"));
         }
         Ok(Handshake {
+            version,
             shard: u16::from_be_bytes([b[6], b[7]]),
             shard_count: u16::from_be_bytes([b[8], b[9]]),
             broker_id: u32::from_be_bytes([b[12], b[13], b[14], b[15]]),
@@ -315,9 +329,19 @@ pub struct ShardHa {
     pub connected: Cell<bool>,
     /// Slave: the master's addresses (from the nameserver).
     pub master: RefCell<MasterAddrs>,
+    /// This shard's epoch history (`epochs`): on a master, with its current epoch last; on a
+    /// slave, the history of the master it copies (None: none yet).
+    pub epochs: RefCell<Option<epochs::Epochs>>,
 }
 
 impl ShardHa {
+    pub fn with_epochs(epochs: Option<epochs::Epochs>) -> ShardHa {
+        ShardHa {
+            epochs: RefCell::new(epochs),
+            ..ShardHa::default()
+        }
+    }
+
     pub fn slave_count(&self) -> usize {
         self.slaves.borrow().len()
     }
@@ -400,6 +424,7 @@ mod tests {
     #[test]
     fn handshake_and_headers_round_trip() {
         let h = Handshake {
+            version: PROTOCOL_VERSION,
             shard: 3,
             shard_count: 8,
             broker_id: 2,

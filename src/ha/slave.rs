@@ -15,8 +15,9 @@ use glommio::net::TcpStream;
 
 use super::{
     decode_answer, decode_transfer_header, io_err, HaError, Handshake, ANSWER_LEN,
-    RECONNECT_INTERVAL, STATUS_OK, STATUS_SHARD_COUNT, TRANSFER_HEADER_LEN,
+    PROTOCOL_VERSION, RECONNECT_INTERVAL, STATUS_OK, STATUS_SHARD_COUNT, TRANSFER_HEADER_LEN,
 };
+use super::epochs::{self, Epochs, Verdict};
 use crate::broker::BrokerShard;
 use crate::store::replica::AppendAck;
 
@@ -65,6 +66,7 @@ async fn replicate_once(shard: &Rc<BrokerShard>, addr: &str) -> Result<(), HaErr
     let _ = stream.set_nodelay(true);
     let count = u16::try_from(shard.mesh.shard_count()).unwrap_or(u16::MAX);
     let hs = Handshake {
+        version: PROTOCOL_VERSION,
         shard: u16::try_from(shard.id).unwrap_or(u16::MAX),
         shard_count: count,
         broker_id: u32::try_from(shard.settings.broker_id).unwrap_or(u32::MAX),
@@ -101,6 +103,8 @@ async fn replicate_once(shard: &Rc<BrokerShard>, addr: &str) -> Result<(), HaErr
     }
     let store = shard.store.clone();
     let start = store.write_end();
+    let master_history = read_history(&mut stream, addr).await?;
+    agree_with_master(shard, addr, start, master_history).await?;
     stream
         .write_all(&start.to_be_bytes())
         .await
@@ -216,6 +220,78 @@ async fn replicate_once(shard: &Rc<BrokerShard>, addr: &str) -> Result<(), HaErr
     drop(rd);
     reporter.await;
     result
+}
+
+/// The master's epoch history, after an OK answer.
+async fn read_history(stream: &mut TcpStream, addr: &str) -> Result<Epochs, HaError> {
+    let bad = |reason: String| HaError::Protocol {
+        peer: addr.to_string(),
+        reason,
+    };
+    let mut head = [0u8; 12];
+    stream
+        .read_exact(&mut head)
+        .await
+        .map_err(io_err("read epoch history from", addr))?;
+    let (lineage, n) = Epochs::decode_header(&head).map_err(bad)?;
+    let mut entries = vec![0u8; 16 * n];
+    stream
+        .read_exact(&mut entries)
+        .await
+        .map_err(io_err("read epoch history from", addr))?;
+    Epochs::decode_entries(lineage, &entries).map_err(bad)
+}
+
+/// Compares the master's history with this shard's log (ending at `end`): keeps going when
+/// every byte here is the master's (adopting its history, persisted before the first append);
+/// when they part, persists the cut and restarts the process (recovery cuts the log there:
+/// a live store is not cut under its readers); another lineage is refused.
+async fn agree_with_master(
+    shard: &Rc<BrokerShard>,
+    addr: &str,
+    end: u64,
+    master: Epochs,
+) -> Result<(), HaError> {
+    let verdict = epochs::reconcile(shard.ha.epochs.borrow().as_ref(), end, &master);
+    let dir = shard.store.shard_dir.clone();
+    match verdict {
+        Verdict::Agree => {
+            if shard.ha.epochs.borrow().as_ref() != Some(&master) {
+                let path = epochs::epochs_path(&dir);
+                epochs::write_durably_off_shard(path.clone(), master.render().into_bytes())
+                    .await
+                    .map_err(|e| HaError::Io {
+                        what: "persist the master's epoch history in",
+                        peer: path.display().to_string(),
+                        source: e,
+                    })?;
+                *shard.ha.epochs.borrow_mut() = Some(master);
+            }
+            Ok(())
+        }
+        Verdict::Foreign(reason) => Err(HaError::Protocol {
+            peer: addr.to_string(),
+            reason,
+        }),
+        Verdict::Cut(at) => {
+            let path = epochs::cut_path(&dir);
+            epochs::write_durably_off_shard(path.clone(), format!("{at}\n").into_bytes())
+                .await
+                .map_err(|e| HaError::Io {
+                    what: "persist the cut marker",
+                    peer: path.display().to_string(),
+                    source: e,
+                })?;
+            tracing::warn!(shard = shard.id, master = %addr, cut_at = at, slave_end = end,
+                "this slave holds bytes the master no longer has (the master lost its log's \
+                 tail and restarted): restarting to cut this shard's log back to where both agree");
+            restart_process();
+            Err(HaError::Protocol {
+                peer: addr.to_string(),
+                reason: format!("must cut this shard's log back to {at} but cannot restart"),
+            })
+        }
+    }
 }
 
 fn ready_ack() -> AppendAck {

@@ -48,7 +48,8 @@ use super::completion::{BatchDone, PutOutcome, PutWait};
 use super::consume_queue::{self, ConsumeQueue, CqEntry, CqWrite};
 use super::faults::{Faults, FAULTS_ENV};
 use super::io::{
-    align_down, align_up, create_dma_full, gio_err, reopen_dsync, segment_name, DMA_ALIGN,
+    align_down, align_up, create_dma_full, gio_err, remove_durably, reopen_dsync, segment_name,
+    DMA_ALIGN,
 };
 use super::mapped::MappedFile;
 use super::record::{self, RecordFields, BLANK_LEN, PROPERTIES_LEN_MAX, TOPIC_LEN_MAX};
@@ -391,6 +392,11 @@ impl ShardStore {
         store.correct_cq_min_offsets();
         // Not clean any more until the next shutdown.
         store.flush_consume_queues(false).await?;
+        if let Some(marker) = r.cut_marker {
+            // The cut and a checkpoint at or below it are on disk: the marker has done its work
+            // (left in place, a later start would cut what was replicated since).
+            remove_durably(&marker)?;
+        }
         spawn_flusher(Rc::downgrade(&store), store.notify.clone());
         spawn_watchdog(Rc::downgrade(&store), store.watch.clone());
         spawn_periodic(Rc::downgrade(&store));

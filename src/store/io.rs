@@ -69,6 +69,16 @@ pub fn list_numbered_files(dir: &Path) -> Result<Vec<(u64, PathBuf)>, StoreError
     Ok(out)
 }
 
+/// Removes a file and fsyncs its directory, so the removal survives a power loss (blocking:
+/// at a store's open, as recovery's other file-system calls).
+pub fn remove_durably(path: &Path) -> Result<(), StoreError> {
+    std::fs::remove_file(path).map_err(|e| StoreError::io("remove", path, e))?;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| StoreError::io("fsync directory", dir, e))
+}
+
 /// Sub-directories of `dir` (name, path), sorted; missing dir = none.
 pub fn list_dirs(dir: &Path) -> Result<Vec<(String, PathBuf)>, StoreError> {
     let rd = match std::fs::read_dir(dir) {

@@ -32,6 +32,34 @@ use super::{global_offset, ShardId, StoreConfig, StoreError};
 /// Bytes read per DMA read while scanning.
 const SCAN_WINDOW: u64 = 1 << 20;
 
+/// A pending cut of this shard's log, in its commit-log directory: the local offset (decimal
+/// text) a replicating slave found its log parts from its master's (`ha::epochs`). Recovery
+/// ends the log there (or at the record boundary below it) whatever the checkpoint says; the
+/// store removes the file once the cut and the checkpoint that follows it are on disk.
+pub const CUT_MARKER_FILE: &str = "ha-cut";
+
+pub fn cut_marker_path(shard_dir: &Path) -> PathBuf {
+    shard_dir.join(CUT_MARKER_FILE)
+}
+
+/// The cut marker's offset, if there is one (a marker that does not parse stops the open:
+/// ignoring it would keep bytes the master does not have).
+fn read_cut_marker(shard_dir: &Path) -> Result<Option<(u64, PathBuf)>, StoreError> {
+    let path = cut_marker_path(shard_dir);
+    match std::fs::read_to_string(&path) {
+        Ok(text) => match text.trim().parse::<u64>() {
+            Ok(at) => Ok(Some((at, path))),
+            Err(e) => Err(StoreError::Corrupt {
+                path: path.display().to_string(),
+                offset: 0,
+                reason: format!("cut marker `{}` is not an offset: {e}", text.trim()),
+            }),
+        },
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(StoreError::io("read cut marker", &path, e)),
+    }
+}
+
 pub(crate) struct Recovered {
     pub segments: Vec<Segment>,
     pub end: u64,
@@ -40,6 +68,8 @@ pub(crate) struct Recovered {
     pub checkpoint: Checkpoint,
     pub shard_dir: PathBuf,
     pub last_store_timestamp: i64,
+    /// The cut marker this recovery honoured: removed once the checkpoint is written.
+    pub cut_marker: Option<PathBuf>,
 }
 
 type Queues = HashMap<(String, u32), Queue>;
@@ -79,6 +109,16 @@ pub(crate) async fn recover(
         Some(i) if abnormal => scan_from.min(align_down_to(i, fs).max(first)),
         _ => scan_from,
     };
+    let cut = read_cut_marker(&shard_dir)?;
+    let scan_from = match &cut {
+        Some((at, _)) => {
+            tracing::warn!(shard = shard.0, cut_at = at,
+                "cutting the commit log back to where this slave and its master agree");
+            scan_from.min(align_down_to(*at, fs).max(first))
+        }
+        None => scan_from,
+    };
+    let abnormal = abnormal || cut.is_some();
     if abnormal {
         tracing::warn!(
             shard = shard.0,
@@ -93,6 +133,7 @@ pub(crate) async fn recover(
         queues: &mut queues,
         index,
         last_ts: 0,
+        limit: cut.as_ref().map_or(u64::MAX, |(at, _)| *at),
     };
     let end = match scan.run(&segments, scan_from).await {
         Err(ScanError::Gap(..)) if scan_from > first => scan.run(&segments, first).await,
@@ -121,6 +162,7 @@ pub(crate) async fn recover(
         checkpoint,
         shard_dir,
         last_store_timestamp: last_ts,
+        cut_marker: cut.map(|(_, path)| path),
     })
 }
 
@@ -247,6 +289,8 @@ struct Scan<'a> {
     queues: &'a mut Queues,
     index: &'a ShardIndex,
     last_ts: i64,
+    /// The log ends at or before this local offset (a cut marker), u64::MAX: no limit.
+    limit: u64,
 }
 
 /// A window of one file's bytes.
@@ -277,6 +321,9 @@ impl Scan<'_> {
                 let off = (pos - win.start) as usize;
                 match record::check(&win.data[off..]) {
                     Ok(Decoded::Record(r)) => {
+                        if pos + u64::from(r.total_size) > self.limit {
+                            return Ok(pos); // at a cut marker (a record across it goes too)
+                        }
                         if r.phys_offset as u64 != global_offset(self.shard, pos) {
                             return Ok(pos); // a record from an earlier life: not ours
                         }
@@ -291,7 +338,7 @@ impl Scan<'_> {
                         pos += u64::from(size);
                     }
                     Ok(Decoded::Blank(rem)) => {
-                        if pos + u64::from(rem) != seg_end {
+                        if pos + u64::from(rem) != seg_end || seg_end > self.limit {
                             return Ok(pos);
                         }
                         pos = seg_end;

@@ -267,6 +267,55 @@ fn bad_crc_in_the_middle_ends_the_log_there() {
     let _ = std::fs::remove_dir_all(&work);
 }
 
+/// A replicating slave found its log parts from its master's at a local offset and left a cut
+/// marker (`ha::epochs`): the next open ends the log there even after a clean stop, at the
+/// record boundary below when the offset is inside a record, drops the queue entries beyond,
+/// removes the marker (a later open must not cut what arrived since), and a marker that is not
+/// an offset stops the open with the file's name.
+#[test]
+fn a_cut_marker_ends_the_log_there_once() {
+    let base = test_dir("rmark-base");
+    let recs = build_base(&base);
+    let work = test_dir("rmark-work");
+    let (b, w) = (base.to_path_buf(), work.to_path_buf());
+    run(move || async move {
+        let cut = recs[7];
+        let marker = crate::store::cut_marker_path(&w.join("commitlog").join(SHARD.to_string()));
+        for at in [cut.pos, cut.pos + 5, cut.pos + cut.size - 1] {
+            let ctx = format!("marker at {at}");
+            let _ = std::fs::remove_dir_all(&w);
+            copy_dir(&b, &w);
+            std::fs::write(&marker, format!("{at}\n")).unwrap();
+            let s = ShardStore::open(cfg(&w), ShardId(SHARD), false)
+                .await
+                .unwrap_or_else(|e| panic!("{ctx}: {e}"));
+            assert_eq!(s.stats().max_local_offset, cut.pos, "{ctx}: recovered end");
+            for qid in 0..2u32 {
+                let kept = recs[..7].iter().filter(|r| r.qid == qid).count() as u64;
+                assert_eq!(s.max_offset(TOPIC, qid), kept, "{ctx}: queue {qid}");
+            }
+            assert!(!marker.exists(), "{ctx}: the marker is removed once honoured");
+            let r = s.put(put_batch(0, b"after the cut")).await.unwrap();
+            assert_eq!(r.phys_offsets[0] & LOCAL_OFFSET_MASK, cut.pos, "{ctx}");
+            s.shutdown().await.unwrap();
+            let s = ShardStore::open(cfg(&w), ShardId(SHARD), false)
+                .await
+                .unwrap();
+            let after = record::record_len(b"after the cut".len(), TOPIC.len(), PROPS.len());
+            assert_eq!(s.stats().max_local_offset, cut.pos + after, "{ctx}: not cut again");
+            s.shutdown().await.unwrap();
+        }
+        std::fs::write(&marker, "soon").unwrap();
+        let e = ShardStore::open(cfg(&w), ShardId(SHARD), false)
+            .await
+            .err()
+            .expect("a marker that is not an offset stops the open");
+        assert!(e.to_string().contains("ha-cut"), "{e}");
+    });
+    let _ = std::fs::remove_dir_all(&base);
+    let _ = std::fs::remove_dir_all(&work);
+}
+
 /// A kill -9 between creating a consume-queue file and sizing it leaves it shorter than a whole
 /// file (empty here): the store still opens, the short file reads as holding no entries, and
 /// puts continue in both the queue with a short next file and a queue whose only file is short.
