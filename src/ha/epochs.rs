@@ -196,7 +196,10 @@ pub fn reconcile(slave: Option<&Epochs>, slave_end: u64, master: &Epochs) -> Ver
         if start >= slave_end {
             break;
         }
-        let end = slave.entries.get(i + 1).map_or(slave_end, |&(_, s)| s.min(slave_end));
+        let end = slave
+            .entries
+            .get(i + 1)
+            .map_or(slave_end, |&(_, s)| s.min(slave_end));
         if end <= start {
             continue;
         }
@@ -252,8 +255,12 @@ pub async fn open_history(
             let path = epochs_path(&shard_dir);
             write_durably(&path, h.render().as_bytes())
                 .map_err(|e| format!("{}: {e}", path.display()))?;
-            tracing::info!(epoch, from = end, lineage = format!("{:016x}", h.lineage),
-                "master epoch begins");
+            tracing::info!(
+                epoch,
+                from = end,
+                lineage = format!("{:016x}", h.lineage),
+                "master epoch begins"
+            );
             Ok(history)
         })
         .await
@@ -337,7 +344,10 @@ mod tests {
         // Epoch 3 began at 300 and was lost with everything from 250 on.
         let master = h(&[(1, 0), (2, 100), (3, 250), (4, 250)]);
         // Copied epoch 1 and part of 2: all of it is the master's.
-        assert_eq!(reconcile(Some(&h(&[(1, 0), (2, 100)])), 180, &master), Verdict::Agree);
+        assert_eq!(
+            reconcile(Some(&h(&[(1, 0), (2, 100)])), 180, &master),
+            Verdict::Agree
+        );
         // Got epoch 2 up to 300, but the master kept it only to 250 (epoch 3 was lost too).
         let slave = h(&[(1, 0), (2, 100), (3, 300)]);
         assert_eq!(reconcile(Some(&slave), 320, &master), Verdict::Cut(250));
@@ -355,7 +365,11 @@ mod tests {
         );
         // The master's current epoch is open-ended; the slave's entries past its end are empty.
         assert_eq!(
-            reconcile(Some(&h(&[(1, 0), (2, 100), (4, 250), (5, 900)])), 600, &master),
+            reconcile(
+                Some(&h(&[(1, 0), (2, 100), (4, 250), (5, 900)])),
+                600,
+                &master
+            ),
             Verdict::Agree
         );
         // Empty slave, or one from before histories.
@@ -363,7 +377,10 @@ mod tests {
         assert_eq!(reconcile(None, 500, &master), Verdict::Agree);
         // Pre-history bytes (epoch 0) are shared when the master's history has them too.
         let upgraded = h(&[(0, 0), (1, 500)]);
-        assert_eq!(reconcile(Some(&h(&[(0, 0)])), 700, &upgraded), Verdict::Cut(500));
+        assert_eq!(
+            reconcile(Some(&h(&[(0, 0)])), 700, &upgraded),
+            Verdict::Cut(500)
+        );
         // Another lineage: never cut.
         let other = Epochs {
             lineage: 8,

@@ -13,11 +13,11 @@ use futures::io::{AsyncReadExt, AsyncWriteExt, BufReader};
 use futures::StreamExt;
 use glommio::net::TcpStream;
 
+use super::epochs::{self, Epochs, Verdict};
 use super::{
     decode_answer, decode_transfer_header, io_err, HaError, Handshake, ANSWER_LEN,
     PROTOCOL_VERSION, RECONNECT_INTERVAL, STATUS_OK, STATUS_SHARD_COUNT, TRANSFER_HEADER_LEN,
 };
-use super::epochs::{self, Epochs, Verdict};
 use crate::broker::BrokerShard;
 use crate::store::replica::AppendAck;
 

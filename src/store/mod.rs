@@ -50,8 +50,8 @@ use bytes::Bytes;
 
 pub use checkpoint::{abort_exists, create_abort, remove_abort};
 pub use commitlog::{ArrivalListener, EndListener, ShardStore};
-pub use recovery::{cut_marker_path, CUT_MARKER_FILE};
 pub use index::{IndexConfig, QueryMessageResult, ShardIndex};
+pub use recovery::{cut_marker_path, CUT_MARKER_FILE};
 pub use retention::RetentionConfig;
 
 /// Bits of a global physical offset that hold the shard-local offset.

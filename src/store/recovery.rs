@@ -112,8 +112,11 @@ pub(crate) async fn recover(
     let cut = read_cut_marker(&shard_dir)?;
     let scan_from = match &cut {
         Some((at, _)) => {
-            tracing::warn!(shard = shard.0, cut_at = at,
-                "cutting the commit log back to where this slave and its master agree");
+            tracing::warn!(
+                shard = shard.0,
+                cut_at = at,
+                "cutting the commit log back to where this slave and its master agree"
+            );
             scan_from.min(align_down_to(*at, fs).max(first))
         }
         None => scan_from,

@@ -294,7 +294,10 @@ fn a_cut_marker_ends_the_log_there_once() {
                 let kept = recs[..7].iter().filter(|r| r.qid == qid).count() as u64;
                 assert_eq!(s.max_offset(TOPIC, qid), kept, "{ctx}: queue {qid}");
             }
-            assert!(!marker.exists(), "{ctx}: the marker is removed once honoured");
+            assert!(
+                !marker.exists(),
+                "{ctx}: the marker is removed once honoured"
+            );
             let r = s.put(put_batch(0, b"after the cut")).await.unwrap();
             assert_eq!(r.phys_offsets[0] & LOCAL_OFFSET_MASK, cut.pos, "{ctx}");
             s.shutdown().await.unwrap();
@@ -302,14 +305,17 @@ fn a_cut_marker_ends_the_log_there_once() {
                 .await
                 .unwrap();
             let after = record::record_len(b"after the cut".len(), TOPIC.len(), PROPS.len());
-            assert_eq!(s.stats().max_local_offset, cut.pos + after, "{ctx}: not cut again");
+            assert_eq!(
+                s.stats().max_local_offset,
+                cut.pos + after,
+                "{ctx}: not cut again"
+            );
             s.shutdown().await.unwrap();
         }
         std::fs::write(&marker, "soon").unwrap();
         let e = ShardStore::open(cfg(&w), ShardId(SHARD), false)
             .await
-            .err()
-            .expect("a marker that is not an offset stops the open");
+            .expect_err("a marker that is not an offset stops the open");
         assert!(e.to_string().contains("ha-cut"), "{e}");
     });
     let _ = std::fs::remove_dir_all(&base);
