@@ -337,13 +337,13 @@ mod tests {
         }
     }
 
-    /// `haShipBeforeWrite` (ARCHITECTURE 49): off unless the file says so.
+    /// `haShipBeforeWrite` (ARCHITECTURE 49, 50): on unless the file says otherwise.
     #[test]
-    fn shipping_before_the_write_is_opt_in() {
+    fn shipping_before_the_write_is_the_default() {
         let (s, _d) = settings("SYNC_MASTER", "SYNC_FLUSH");
-        assert!(!s.store.ship_before_write);
-        let (s, _d) = settings_with("SYNC_MASTER", "SYNC_FLUSH", "haShipBeforeWrite=true\n");
         assert!(s.store.ship_before_write);
+        let (s, _d) = settings_with("SYNC_MASTER", "SYNC_FLUSH", "haShipBeforeWrite=false\n");
+        assert!(!s.store.ship_before_write);
     }
 
     #[test]

@@ -19,10 +19,11 @@ config_section! {
         "dsyncGroupCommit" => dsync_group_commit: bool = true;
         /// SYNC_FLUSH masters: a group commit's bytes go to the slaves when its write is
         /// submitted, not when it completes, so the slave's copy overlaps the write and sync
-        /// (ARCHITECTURE 49). Off by default: a master killed before such a write reaches the
-        /// device comes back shorter than a slave that got it, and that slave then stops
-        /// replicating until its store is emptied (no acknowledged message is at stake).
-        "haShipBeforeWrite" => ha_ship_before_write: bool = false;
+        /// (ARCHITECTURE 49). A master killed before such a write reaches the device comes
+        /// back shorter than a slave that got it; the slave finds that from the epoch
+        /// histories and cuts its copy back (ARCHITECTURE 50). No acknowledged message is at
+        /// stake either way.
+        "haShipBeforeWrite" => ha_ship_before_write: bool = true;
         /// Per-shard cache of recent commit-log data, bytes.
         "readCacheBytes" => read_cache_bytes: u64 = 64 << 20;
         /// Strict upstream compatibility for store paths: ignore `storePathConsumeQueue`,
