@@ -10,7 +10,9 @@
 //!   group commit of write + fdatasync and of one O_DSYNC write (`dsyncGroupCommit`, the
 //!   default for SYNC_FLUSH masters);
 //! - the ratios against the goals (p99 at 64 writers <= 1.5 x raw fdatasync p99; throughput
-//!   >= 50 % of the raw sequential bandwidth);
+//!   >= 50 % of the raw sequential bandwidth), and the throughput of 4096 writers with
+//!   `groupCommitMaxBytes` at the raw probe's 4 MiB write size (the default 1 MiB caps a group
+//!   commit below the size the raw bandwidth is measured with);
 //! - the group-commit appender's CPU cost per record at fixed batch sizes (ns/op): encoding into
 //!   the batch's chunk and staging it into a pooled aligned DMA buffer, no I/O.
 //!
@@ -51,6 +53,8 @@ const RECORD_BODY: usize = 1024;
 /// The goal figures are taken at 64 writers; 1024 shows what the group commit does when the
 /// device's fdatasync latency, not the store, is what a closed loop of 64 waits on.
 const WRITERS: [usize; 4] = [1, 8, 64, 1024];
+/// Writers of the phase whose group commits may be as large as the raw probe's writes.
+const LARGE_BATCH_WRITERS: usize = 4096;
 const MICRO_BATCHES: [usize; 4] = [1, 16, 64, 512];
 const RAW_FILE_BYTES: u64 = 256 << 20;
 const SEQ_WRITE_BYTES: usize = 4 << 20;
@@ -248,7 +252,13 @@ impl Files {
 }
 
 /// `writers` closed-loop writers, each putting one 1 KiB record at a time, SYNC_FLUSH.
-async fn store_run(dir: &Path, writers: usize, secs: Duration, files: Files) -> StoreRun {
+async fn store_run(
+    dir: &Path,
+    writers: usize,
+    secs: Duration,
+    files: Files,
+    max_batch: usize,
+) -> StoreRun {
     let root = dir.join(format!("store-{writers}-{}-{}", files.warm, files.dsync));
     let cfg = StoreConfig {
         commitlog_dir: root.join("commitlog"),
@@ -260,7 +270,7 @@ async fn store_run(dir: &Path, writers: usize, secs: Duration, files: Files) -> 
         flush_interval_ms: 500,
         sync_flush_timeout_ms: 5_000,
         max_message_size: 4 << 20,
-        group_commit_max_bytes: GROUP_COMMIT_MAX_BYTES,
+        group_commit_max_bytes: max_batch,
         read_cache_bytes: 16 << 20,
         // upstream's flushLeastPagesWhenWarmMapedFile default: 4096 pages.
         warm_commitlog: files.warm.then_some(4096 * 4096),
@@ -421,7 +431,8 @@ fn main() {
                 // Profiling mode: the store phases asked for, nothing else.
                 for w in only {
                     for f in Files::ALL {
-                        print_store_run(w, &store_run(&d, w, secs, f).await, f);
+                        let r = store_run(&d, w, secs, f, GROUP_COMMIT_MAX_BYTES).await;
+                        print_store_run(w, &r, f);
                     }
                 }
                 return;
@@ -472,7 +483,7 @@ fn main() {
             for w in WRITERS {
                 // Every way of writing the files, one after the other.
                 for f in Files::ALL {
-                    let r = store_run(&d, w, secs, f).await;
+                    let r = store_run(&d, w, secs, f, GROUP_COMMIT_MAX_BYTES).await;
                     print_store_run(w, &r, f);
                     if best.is_none_or(|(b, _, _)| r.appends_per_sec > b) {
                         best = Some((r.appends_per_sec, w, f));
@@ -505,6 +516,23 @@ fn main() {
                 println!(
                     "ratio store bytes/s, best phase ({w} writers, {}) / raw sequential bandwidth: {}   (goal >= 50 %)",
                     f.name().trim_start(),
+                    share(rate)
+                );
+            }
+            // The raw bandwidth is measured with 4 MiB writes; a group commit is at most
+            // `groupCommitMaxBytes` (1 MiB by default). With enough writers and that setting at
+            // 4 MiB, the store writes as large as the raw probe: what is left is its own cost.
+            let mut large: Option<f64> = None;
+            for f in Files::ALL {
+                let r = store_run(&d, LARGE_BATCH_WRITERS, secs, f, SEQ_WRITE_BYTES).await;
+                print!("groupCommitMaxBytes {} MiB: ", SEQ_WRITE_BYTES >> 20);
+                print_store_run(LARGE_BATCH_WRITERS, &r, f);
+                large = Some(large.map_or(r.appends_per_sec, |b: f64| b.max(r.appends_per_sec)));
+            }
+            if let Some(rate) = large {
+                println!(
+                    "ratio store bytes/s, {LARGE_BATCH_WRITERS} writers, groupCommitMaxBytes {} MiB (the raw probe's write size), best files / raw sequential bandwidth: {}",
+                    SEQ_WRITE_BYTES >> 20,
                     share(rate)
                 );
             }

@@ -435,6 +435,13 @@ mod tests {
         let mut bad = b;
         bad[0] = 0;
         assert!(Handshake::decode(&bad).unwrap_err().contains("magic"));
+        // A version-1 slave is still served (its answer carries no epoch history).
+        let v1 = Handshake { version: 1, ..h };
+        assert_eq!(Handshake::decode(&v1.encode()).unwrap(), v1);
+        let v3 = Handshake { version: 3, ..h };
+        assert!(Handshake::decode(&v3.encode())
+            .unwrap_err()
+            .contains("version 3"));
         assert_eq!(
             decode_answer(&encode_answer(STATUS_SHARD_COUNT, 4)).unwrap(),
             (STATUS_SHARD_COUNT, 4)
