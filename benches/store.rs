@@ -10,7 +10,7 @@
 //!   group commit of write + fdatasync and of one O_DSYNC write (`dsyncGroupCommit`, the
 //!   default for SYNC_FLUSH masters);
 //! - the ratios against the goals (p99 at 64 writers <= 1.5 x raw fdatasync p99; throughput
-//!   >= 50 % of the raw sequential bandwidth), and the throughput of 4096 writers with
+//!   at least 50 % of the raw sequential bandwidth), and the throughput of 4096 writers with
 //!   `groupCommitMaxBytes` at the raw probe's 4 MiB write size (the default 1 MiB caps a group
 //!   commit below the size the raw bandwidth is measured with);
 //! - the group-commit appender's CPU cost per record at fixed batch sizes (ns/op): encoding into
