@@ -125,7 +125,7 @@ async fn serve_slave(
     let count = u16::try_from(shard.mesh.shard_count()).unwrap_or(u16::MAX);
     let mut answer = encode_answer(STATUS_OK, count).to_vec();
     if h.version >= 2 {
-        // Set at start, before the HA port is served (`epochs::begin_master_life`).
+        // Set at start, before the HA port is served (`epochs::open_history`).
         let Some(history) = shard.ha.epochs.borrow().as_ref().map(|e| e.encode()) else {
             return Err(HaError::Protocol {
                 peer,
