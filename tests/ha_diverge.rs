@@ -5,6 +5,8 @@
 //! tell: without the histories the slave resumed at its own end and kept bytes the master
 //! never had again.
 //!
+//! A master whose store was wiped (a new lineage) is not followed: the slave keeps its copy.
+//!
 //! The power loss is emulated with real processes and files: the master's store is copied
 //! after a clean stop, the master restarts and writes more (the slave copies it), both are
 //! killed, and the master's store is put back from the copy except for what a power loss keeps
@@ -344,6 +346,38 @@ fn a_slave_ahead_of_its_restarted_master_cuts_back_and_converges() {
     }
     let total: u64 = (0..QUEUES).map(|q| max_offset(&master.addr(), q)).sum();
     assert_eq!(total, 128, "A, C and E");
+
+    // The master's store is wiped (another lineage) and it writes past the slave's end: the
+    // slave must keep its copy, replicate nothing and say why.
+    slave.kill9();
+    master.kill9();
+    let kept: Vec<Vec<u8>> = (0..SHARDS).map(|s| shard_log(&slave.root, s)).collect();
+    fs::remove_dir_all(&master.root).unwrap();
+    master.start();
+    send(&master.addr(), "F", 200, 400);
+    for s in 0..SHARDS {
+        assert!(shard_log(&master.root, s).len() > kept[s as usize].len());
+    }
+    slave.start();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !fs::read_to_string(&slave.log)
+        .unwrap()
+        .contains("is of lineage")
+    {
+        assert!(
+            Instant::now() < deadline,
+            "no lineage refusal\n{}",
+            slave.tail()
+        );
+        sleep(Duration::from_millis(100));
+    }
+    sleep(Duration::from_millis(1500));
+    for s in 0..SHARDS {
+        assert!(
+            shard_log(&slave.root, s) == kept[s as usize],
+            "shard {s}: the slave's copy changed"
+        );
+    }
     drop(slave);
     drop(master);
     let _ = namesrv.kill();
