@@ -65,21 +65,8 @@ impl Node {
     }
 
     fn start(&mut self) {
-        let out = fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.log)
-            .unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_mqbroker"))
-            .args(["-c", &self.conf])
-            .env("HOME", &self.home)
-            .env("SHARDMQ_LOG_DIR", self.home.join("logs"))
-            .stdin(Stdio::null())
-            .stdout(Stdio::from(out.try_clone().unwrap()))
-            .stderr(Stdio::from(out))
-            .spawn()
-            .unwrap();
-        self.child = Some(child);
+        let exe = env!("CARGO_BIN_EXE_mqbroker");
+        self.child = Some(spawn(exe, &self.conf, &self.home, &self.log));
         let addr = self.addr();
         let deadline = Instant::now() + Duration::from_secs(30);
         while std::net::TcpStream::connect(&addr).is_err() {
@@ -123,6 +110,24 @@ impl Drop for Node {
     fn drop(&mut self) {
         self.kill9();
     }
+}
+
+/// Starts `exe -c conf` with HOME at `home`, its output appended to `log`.
+fn spawn(exe: &str, conf: &str, home: &Path, log: &Path) -> Child {
+    let out = fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .unwrap();
+    Command::new(exe)
+        .args(["-c", conf])
+        .env("HOME", home)
+        .env("SHARDMQ_LOG_DIR", home.join("logs"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(out.try_clone().unwrap()))
+        .stderr(Stdio::from(out))
+        .spawn()
+        .unwrap()
 }
 
 /// Sends `count` messages round-robin over the queues, bodies `<tag>-<i>` padded to `size`.
@@ -257,16 +262,12 @@ fn a_slave_ahead_of_its_restarted_master_cuts_back_and_converges() {
         ),
     )
     .unwrap();
-    let ns_log = fs::File::create(dir.file("ns.log")).unwrap();
-    let mut namesrv = Command::new(env!("CARGO_BIN_EXE_mqnamesrv"))
-        .args(["-c", &ns_conf.display().to_string()])
-        .env("HOME", &dir.path)
-        .env("SHARDMQ_LOG_DIR", dir.path.join("logs"))
-        .stdin(Stdio::null())
-        .stdout(Stdio::from(ns_log.try_clone().unwrap()))
-        .stderr(Stdio::from(ns_log))
-        .spawn()
-        .unwrap();
+    let mut namesrv = spawn(
+        env!("CARGO_BIN_EXE_mqnamesrv"),
+        &ns_conf.display().to_string(),
+        &dir.path,
+        &dir.file("ns.log"),
+    );
     let mut master = Node::new(&dir, ns, "master", 0, "ASYNC_MASTER", "");
     let ha = format!("haMasterAddress=127.0.0.1:{}\n", master.port + 1);
     let mut slave = Node::new(&dir, ns, "slave", 1, "SLAVE", &ha);

@@ -258,13 +258,12 @@ async fn agree_with_master(
         Verdict::Agree => {
             if shard.ha.epochs.borrow().as_ref() != Some(&master) {
                 let path = epochs::epochs_path(&dir);
-                epochs::write_durably_off_shard(path.clone(), master.render().into_bytes())
-                    .await
-                    .map_err(|e| HaError::Io {
-                        what: "persist the master's epoch history in",
-                        peer: path.display().to_string(),
-                        source: e,
-                    })?;
+                persist(
+                    path,
+                    master.render(),
+                    "persist the master's epoch history in",
+                )
+                .await?;
                 *shard.ha.epochs.borrow_mut() = Some(master);
             }
             Ok(())
@@ -274,14 +273,12 @@ async fn agree_with_master(
             reason,
         }),
         Verdict::Cut(at) => {
-            let path = epochs::cut_path(&dir);
-            epochs::write_durably_off_shard(path.clone(), format!("{at}\n").into_bytes())
-                .await
-                .map_err(|e| HaError::Io {
-                    what: "persist the cut marker",
-                    peer: path.display().to_string(),
-                    source: e,
-                })?;
+            persist(
+                epochs::cut_path(&dir),
+                format!("{at}\n"),
+                "persist the cut marker",
+            )
+            .await?;
             tracing::warn!(shard = shard.id, master = %addr, cut_at = at, slave_end = end,
                 "this slave holds bytes the master no longer has (the master lost its log's \
                  tail and restarted): restarting to cut this shard's log back to where both agree");
@@ -292,6 +289,22 @@ async fn agree_with_master(
             })
         }
     }
+}
+
+/// Writes a small state file durably off the shard; an error names the file.
+async fn persist(
+    path: std::path::PathBuf,
+    content: String,
+    what: &'static str,
+) -> Result<(), HaError> {
+    let shown = path.display().to_string();
+    epochs::write_durably_off_shard(path, content.into_bytes())
+        .await
+        .map_err(|source| HaError::Io {
+            what,
+            peer: shown,
+            source,
+        })
 }
 
 fn ready_ack() -> AppendAck {
