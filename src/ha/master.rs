@@ -142,7 +142,16 @@ async fn serve_slave(
     stream
         .read_exact(&mut first)
         .await
-        .map_err(io_err("read first report from", &peer))?;
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::UnexpectedEof => HaError::Protocol {
+                peer: peer.clone(),
+                reason: "the slave closed the connection before its first report (it does \
+                         when its log and this master's differ: it restarts to cut its copy \
+                         back, or refuses a master of another lineage; its log says which)"
+                    .into(),
+            },
+            _ => io_err("read first report from", &peer)(e),
+        })?;
     let request = u64::from_be_bytes(first);
     let store = shard.store.clone();
     if request > store.ship_end() {
