@@ -35,6 +35,8 @@ struct Node {
     port: u16,
     home: PathBuf,
     child: Option<Child>,
+    /// Environment of the next start (e.g. `SHARDMQ_FAULTS`).
+    env: Vec<(&'static str, String)>,
 }
 
 impl Node {
@@ -48,7 +50,7 @@ impl Node {
                 "brokerName=b\nbrokerId={id}\nbrokerRole={role}\nlistenPort={port}\n\
                  brokerIP1=127.0.0.1\nbrokerIP2=127.0.0.1\nnamesrvAddr=127.0.0.1:{ns}\n\
                  storePathRootDir={r}\nstorePathCommitLog={r}/commitlog\nshardCount={SHARDS}\n\
-                 mapedFileSizeCommitLog=1048576\nflushDiskType=ASYNC_FLUSH\n\
+                 mapedFileSizeCommitLog=1048576\n\
                  diskSpaceWarningLevelRatio=100\ndiskSpaceCleanForciblyRatio=100\n{extra}",
                 r = root.display()
             ),
@@ -61,12 +63,13 @@ impl Node {
             port,
             home: dir.path.clone(),
             child: None,
+            env: Vec::new(),
         }
     }
 
     fn start(&mut self) {
         let exe = env!("CARGO_BIN_EXE_mqbroker");
-        self.child = Some(spawn(exe, &self.conf, &self.home, &self.log));
+        self.child = Some(spawn(exe, &self.conf, &self.home, &self.log, &self.env));
         let addr = self.addr();
         let deadline = Instant::now() + Duration::from_secs(30);
         while std::net::TcpStream::connect(&addr).is_err() {
@@ -113,7 +116,7 @@ impl Drop for Node {
 }
 
 /// Starts `exe -c conf` with HOME at `home`, its output appended to `log`.
-fn spawn(exe: &str, conf: &str, home: &Path, log: &Path) -> Child {
+fn spawn(exe: &str, conf: &str, home: &Path, log: &Path, env: &[(&str, String)]) -> Child {
     let out = fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -123,6 +126,7 @@ fn spawn(exe: &str, conf: &str, home: &Path, log: &Path) -> Child {
         .args(["-c", conf])
         .env("HOME", home)
         .env("SHARDMQ_LOG_DIR", home.join("logs"))
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
         .stdin(Stdio::null())
         .stdout(Stdio::from(out.try_clone().unwrap()))
         .stderr(Stdio::from(out))
@@ -130,28 +134,57 @@ fn spawn(exe: &str, conf: &str, home: &Path, log: &Path) -> Child {
         .unwrap()
 }
 
+/// A nameserver on a free port, killed when dropped.
+struct Namesrv(Child);
+
+impl Drop for Namesrv {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn start_namesrv(dir: &TestDir) -> (u16, Namesrv) {
+    let ns = free_port();
+    let ns_conf = dir.file("ns.properties");
+    let text = format!(
+        "listenPort={ns}\nkvConfigPath={}/kv.json\n",
+        dir.path.display()
+    );
+    fs::write(&ns_conf, text).unwrap();
+    let exe = env!("CARGO_BIN_EXE_mqnamesrv");
+    let conf = ns_conf.display().to_string();
+    let child = spawn(exe, &conf, &dir.path, &dir.file("ns.log"), &[]);
+    (ns, Namesrv(child))
+}
+
 /// Sends `count` messages round-robin over the queues, bodies `<tag>-<i>` padded to `size`.
 fn send(master: &str, tag: &str, count: u32, size: usize) {
     for i in 0..count {
-        let q = (i % QUEUES).to_string();
-        let ext = [
-            ("producerGroup", "pg"),
-            ("topic", "DivT"),
-            ("defaultTopic", "TBW102"),
-            ("defaultTopicQueueNums", "4"),
-            ("queueId", q.as_str()),
-            ("sysFlag", "0"),
-            ("bornTimestamp", "1700000000000"),
-            ("flag", "0"),
-            ("properties", "TAGS\u{1}D\u{2}"),
-            ("reconsumeTimes", "0"),
-            ("unitMode", "false"),
-        ];
         let mut body = format!("{tag}-{i}-").into_bytes();
         body.resize(size, tag.as_bytes()[0]);
-        let r = request(master, 10, &ext, &body).unwrap();
+        let r = send_one(master, i % QUEUES, &body).unwrap();
         assert_eq!(r.code, 0, "send {tag}-{i}: {:?}", r.remark);
     }
+}
+
+/// One SEND_MESSAGE (10) to queue `q` of the test topic.
+fn send_one(master: &str, q: u32, body: &[u8]) -> Result<common::Response, String> {
+    let q = q.to_string();
+    let ext = [
+        ("producerGroup", "pg"),
+        ("topic", "DivT"),
+        ("defaultTopic", "TBW102"),
+        ("defaultTopicQueueNums", "4"),
+        ("queueId", q.as_str()),
+        ("sysFlag", "0"),
+        ("bornTimestamp", "1700000000000"),
+        ("flag", "0"),
+        ("properties", "TAGS\u{1}D\u{2}"),
+        ("reconsumeTimes", "0"),
+        ("unitMode", "false"),
+    ];
+    request(master, 10, &ext, body)
 }
 
 /// A shard's commit log as one byte string, trailing zeros (unwritten space) trimmed.
@@ -252,24 +285,13 @@ fn max_offset(addr: &str, q: u32) -> u64 {
 #[test]
 fn a_slave_ahead_of_its_restarted_master_cuts_back_and_converges() {
     let dir = TestDir::new("ha-diverge");
-    let ns = free_port();
-    let ns_conf = dir.file("ns.properties");
-    fs::write(
-        &ns_conf,
-        format!(
-            "listenPort={ns}\nkvConfigPath={}/kv.json\n",
-            dir.path.display()
-        ),
-    )
-    .unwrap();
-    let mut namesrv = spawn(
-        env!("CARGO_BIN_EXE_mqnamesrv"),
-        &ns_conf.display().to_string(),
-        &dir.path,
-        &dir.file("ns.log"),
+    let (ns, namesrv) = start_namesrv(&dir);
+    let async_flush = "flushDiskType=ASYNC_FLUSH\n";
+    let mut master = Node::new(&dir, ns, "master", 0, "ASYNC_MASTER", async_flush);
+    let ha = format!(
+        "haMasterAddress=127.0.0.1:{}\n{async_flush}",
+        master.port + 1
     );
-    let mut master = Node::new(&dir, ns, "master", 0, "ASYNC_MASTER", "");
-    let ha = format!("haMasterAddress=127.0.0.1:{}\n", master.port + 1);
     let mut slave = Node::new(&dir, ns, "slave", 1, "SLAVE", &ha);
     master.start();
     slave.start();
@@ -381,6 +403,82 @@ fn a_slave_ahead_of_its_restarted_master_cuts_back_and_converges() {
     }
     drop(slave);
     drop(master);
-    let _ = namesrv.kill();
-    let _ = namesrv.wait();
+    drop(namesrv);
+}
+
+/// The real case behind `haShipBeforeWrite`: a SYNC_FLUSH master ships a batch when its write
+/// is submitted; killed before the write reaches the device (held here by the
+/// `write_delay_ms` fault), it comes back without the batch its slave already holds. No send
+/// was acknowledged; the slave, still running, must cut the batch and follow the master. With
+/// `haShipBeforeWrite=false` nothing reaches the slave before the write (checked: the test then
+/// fails at "nothing shipped").
+#[test]
+fn a_batch_shipped_before_the_masters_write_is_cut_when_the_master_dies() {
+    let dir = TestDir::new("ha-ship-kill");
+    let (ns, namesrv) = start_namesrv(&dir);
+    let sync = "flushDiskType=SYNC_FLUSH\nhaShipBeforeWrite=true\n";
+    let mut master = Node::new(&dir, ns, "master", 0, "ASYNC_MASTER", sync);
+    let ha = format!(
+        "haMasterAddress=127.0.0.1:{}\nflushDiskType=ASYNC_FLUSH\n",
+        master.port + 1
+    );
+    let mut slave = Node::new(&dir, ns, "slave", 1, "SLAVE", &ha);
+    master.env = vec![("SHARDMQ_FAULTS", "write_delay_ms=3000".to_string())];
+    master.start();
+    slave.start();
+    // Both slave shards connected before the sends.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while fs::read_to_string(&master.log)
+        .unwrap()
+        .matches("slave connected for replication")
+        .count()
+        < SHARDS as usize
+    {
+        assert!(
+            Instant::now() < deadline,
+            "slave never connected\n{}",
+            master.tail()
+        );
+        sleep(Duration::from_millis(50));
+    }
+    // One send per queue (both shards), each held in its shard's delayed write.
+    let addr = master.addr();
+    let senders: Vec<_> = (0..QUEUES)
+        .map(|q| {
+            let addr = addr.clone();
+            std::thread::spawn(move || send_one(&addr, q, b"never acknowledged").map(|r| r.code))
+        })
+        .collect();
+    // The slave gets the batches while the master's writes are held.
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while (0..SHARDS).any(|s| shard_log(&slave.root, s).is_empty()) {
+        assert!(
+            Instant::now() < deadline,
+            "nothing shipped before the write\n{}",
+            slave.tail()
+        );
+        sleep(Duration::from_millis(20));
+    }
+    for s in 0..SHARDS {
+        assert!(
+            shard_log(&master.root, s).is_empty(),
+            "shard {s}: written already"
+        );
+    }
+    master.kill9();
+    for t in senders {
+        let got = t.join().unwrap();
+        assert!(!matches!(got, Ok(0)), "a send was acknowledged: {got:?}");
+    }
+    master.env.clear();
+    master.start();
+    send(&master.addr(), "G", 20, 150);
+    converge(&master, &slave, "after the master's restart");
+    let log = fs::read_to_string(&slave.log).unwrap();
+    assert!(log.contains("cutting the commit log back"), "{log}");
+    let total: u64 = (0..QUEUES).map(|q| max_offset(&slave.addr(), q)).sum();
+    assert_eq!(total, 20, "only what the restarted master wrote");
+    drop(slave);
+    drop(master);
+    drop(namesrv);
 }
