@@ -134,6 +134,17 @@ fn spawn(exe: &str, conf: &str, home: &Path, log: &Path, env: &[(&str, String)])
         .unwrap()
 }
 
+/// An ASYNC_MASTER with `master_extra` properties and its ASYNC_FLUSH slave (not started).
+fn pair(dir: &TestDir, ns: u16, master_extra: &str) -> (Node, Node) {
+    let master = Node::new(dir, ns, "master", 0, "ASYNC_MASTER", master_extra);
+    let ha = format!(
+        "haMasterAddress=127.0.0.1:{}\nflushDiskType=ASYNC_FLUSH\n",
+        master.port + 1
+    );
+    let slave = Node::new(dir, ns, "slave", 1, "SLAVE", &ha);
+    (master, slave)
+}
+
 /// A nameserver on a free port, killed when dropped.
 struct Namesrv(Child);
 
@@ -286,13 +297,7 @@ fn max_offset(addr: &str, q: u32) -> u64 {
 fn a_slave_ahead_of_its_restarted_master_cuts_back_and_converges() {
     let dir = TestDir::new("ha-diverge");
     let (ns, namesrv) = start_namesrv(&dir);
-    let async_flush = "flushDiskType=ASYNC_FLUSH\n";
-    let mut master = Node::new(&dir, ns, "master", 0, "ASYNC_MASTER", async_flush);
-    let ha = format!(
-        "haMasterAddress=127.0.0.1:{}\n{async_flush}",
-        master.port + 1
-    );
-    let mut slave = Node::new(&dir, ns, "slave", 1, "SLAVE", &ha);
+    let (mut master, mut slave) = pair(&dir, ns, "flushDiskType=ASYNC_FLUSH\n");
     master.start();
     slave.start();
 
@@ -417,12 +422,7 @@ fn a_batch_shipped_before_the_masters_write_is_cut_when_the_master_dies() {
     let dir = TestDir::new("ha-ship-kill");
     let (ns, namesrv) = start_namesrv(&dir);
     let sync = "flushDiskType=SYNC_FLUSH\nhaShipBeforeWrite=true\n";
-    let mut master = Node::new(&dir, ns, "master", 0, "ASYNC_MASTER", sync);
-    let ha = format!(
-        "haMasterAddress=127.0.0.1:{}\nflushDiskType=ASYNC_FLUSH\n",
-        master.port + 1
-    );
-    let mut slave = Node::new(&dir, ns, "slave", 1, "SLAVE", &ha);
+    let (mut master, mut slave) = pair(&dir, ns, sync);
     master.env = vec![("SHARDMQ_FAULTS", "write_delay_ms=3000".to_string())];
     master.start();
     slave.start();
