@@ -21,6 +21,9 @@ use super::{
 use crate::broker::BrokerShard;
 use crate::store::replica::AppendAck;
 
+/// How often a slave shard that knows no master address yet looks again.
+const ADDRESS_POLL: Duration = Duration::from_millis(20);
+
 /// Replicates this shard from the master forever (slaves only).
 pub async fn run_replication(shard: Rc<BrokerShard>) {
     let mut last_error = String::new();
@@ -34,19 +37,24 @@ pub async fn run_replication(shard: Rc<BrokerShard>) {
             .master_address
             .clone()
             .or_else(|| shard.ha.master.borrow().ha.clone());
-        if let Some(addr) = addr {
-            match replicate_once(&shard, &addr).await {
-                Ok(()) => {}
-                Err(e) => {
-                    let msg = e.to_string();
-                    if msg != last_error {
-                        tracing::warn!(shard = shard.id, master = %addr, "replication: {msg}");
-                        last_error = msg;
-                    }
+        let Some(addr) = addr else {
+            // Shard 0 learns the address from its first registration and posts it here: look
+            // again soon, so a starting slave's shards do not wait a whole reconnect interval
+            // (SYNC_MASTER sends to a shard without its slave answer SLAVE_NOT_AVAILABLE).
+            glommio::timer::sleep(ADDRESS_POLL).await;
+            continue;
+        };
+        match replicate_once(&shard, &addr).await {
+            Ok(()) => {}
+            Err(e) => {
+                let msg = e.to_string();
+                if msg != last_error {
+                    tracing::warn!(shard = shard.id, master = %addr, "replication: {msg}");
+                    last_error = msg;
                 }
             }
-            shard.ha.connected.set(false);
         }
+        shard.ha.connected.set(false);
         glommio::timer::sleep(RECONNECT_INTERVAL).await;
     }
 }
