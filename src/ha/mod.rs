@@ -49,16 +49,16 @@
 //! shard i stores master shard i's bytes at the same place. A transfer never crosses a
 //! commit-log file and carries at most `haTransferBatchSize` bytes; the master ships written
 //! bytes (in its file or page cache, perhaps not yet fdatasynced: the slave's copy overlaps
-//! the master's fdatasync, ARCHITECTURE 25), so a slave never holds bytes a killed master
-//! process could lose (a power loss of the master could; so could a kill with
-//! `haShipBeforeWrite`, which ships a SYNC_FLUSH batch when its write is submitted,
-//! ARCHITECTURE 49). Before its first report a version-2 slave compares the master's history
+//! the master's fdatasync, ARCHITECTURE 25) and, with `haShipBeforeWrite` (the default), a
+//! SYNC_FLUSH batch as soon as its write is submitted (ARCHITECTURE 49). So a master that
+//! dies before such a write lands, or loses power, can come back without bytes a slave
+//! holds. Before its first report a version-2 slave therefore compares the master's history
 //! with its own (`epochs::reconcile`): where they part, it persists a cut marker and restarts,
 //! and store recovery cuts its log back there (ARCHITECTURE 50); otherwise it adopts the
 //! master's history (persisted before the first byte it appends). Differences from upstream:
-//! the first report is sent at once (upstream
-//! waits `haSendHeartbeatInterval`), and a slave with an empty store receives the master's log
-//! from its first byte (upstream: from the start of the master's last file).
+//! the first report is sent at once (upstream waits `haSendHeartbeatInterval`), and a slave
+//! with an empty store receives the master's log from its first byte (upstream: from the
+//! start of the master's last file).
 //!
 //! The slave reports after each appended transfer has been written (not yet fsynced, as
 //! upstream's slave reports after its page-cache append) and at least every
