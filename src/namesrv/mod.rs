@@ -43,9 +43,11 @@ pub struct NamesrvSettings {
 /// Why a request failed; every variant becomes a SYSTEM_ERROR response with this text as remark.
 #[derive(Debug, thiserror::Error)]
 pub enum NamesrvError {
-    #[error("request code {code}: missing required header field `{field}`")]
+    /// Upstream's decoder wording (as the broker's `HeaderError`), so a tool matching on it
+    /// reads the same text from both servers.
+    #[error("the custom field <{field}> is null (request code {code})")]
     MissingField { code: i32, field: &'static str },
-    #[error("request code {code}: header field `{field}`={value:?} is not a valid {kind}")]
+    #[error("the custom field <{field}> has an invalid value <{value}>: not a {kind} (request code {code})")]
     InvalidField {
         code: i32,
         field: &'static str,

@@ -439,7 +439,10 @@ fn unknown_code_missing_field_and_oneway() {
         .handle(&req(request::GET_ROUTEINFO_BY_TOPIC, 12, &[]), ConnId(1), 0)
         .unwrap();
     assert_eq!(resp.code, response::SYSTEM_ERROR);
-    assert!(resp.remark.unwrap().contains("`topic`"));
+    assert!(resp
+        .remark
+        .unwrap()
+        .starts_with("the custom field <topic> is null"));
 
     let mut bad_id = register("b", "a:1", 0, b"", false);
     bad_id.set_field("brokerId", "zero");
