@@ -6,7 +6,8 @@
 //! they do not), header fields deleted or given odd values (empty, signs, `i32`/`i64`
 //! boundaries and beyond, floats, hex, huge and non-ASCII strings, message properties with
 //! stray separators or bad `DELAY`/`WAIT` values), bodies truncated, bit-flipped, replaced by
-//! random bytes or by another request's body. The frames themselves stay well formed, so:
+//! random bytes or by another request's body; one in ten goes with the binary (ROCKETMQ)
+//! header codec instead of JSON. The frames themselves stay well formed, so:
 //! - the server never closes the connection, and answers every request that is not oneway
 //!   (pulls excepted: a pull may be held for its suspend time), with any code;
 //! - `mqbroker` and `mqnamesrv` stay up and keep answering a health request between batches;
@@ -36,7 +37,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use recordings::{command_from, load};
 use shardmq::ha::{Handshake, PROTOCOL_VERSION};
-use shardmq::remoting::{ExtFields, RemotingCommand};
+use shardmq::remoting::{ExtFields, RemotingCommand, SerializeType};
 use support::{
     encode, pull_request, record_bodies, send_request, start_broker, start_namesrv, AsyncConn,
     Client, Proc,
@@ -280,6 +281,10 @@ impl Mutator {
         if rng.chance(5) {
             cmd.version = rng.next() as i32;
         }
+        // Some go with the binary (ROCKETMQ) header codec instead of JSON.
+        if rng.chance(10) {
+            cmd.serialize_type = SerializeType::RocketMq;
+        }
         if rng.chance(40) {
             let body = cmd.body.to_vec();
             cmd.body = match rng.below(6) {
@@ -441,7 +446,7 @@ fn assert_no_panic(proc_: &Proc) {
 fn servers_survive_mutated_requests() {
     let seed = fuzz_seed();
     let rounds = rounds();
-    eprintln!("mutation fuzz: seed {seed}, {rounds} rounds per server");
+    eprintln!("mutation fuzz: seed {seed}, {rounds} rounds per port");
     let seeds = seeds();
     let (keys, values, bodies) = pools(&seeds);
     let mut m = Mutator {
@@ -451,61 +456,40 @@ fn servers_survive_mutated_requests() {
         bodies,
     };
 
+    // The broker paths with the most machinery: a SYNC_FLUSH SYNC_MASTER (group commit, the
+    // wait for the slave) and its slave (refused sends, reads, metadata sync).
     let mut ns = start_namesrv("fuzz-ns");
-    let mut broker = start_broker("fuzz-broker", &ns.addr(), "");
+    let mut master = start_broker(
+        "fuzz-master",
+        &ns.addr(),
+        "brokerRole=SYNC_MASTER\nflushDiskType=SYNC_FLUSH\n",
+    );
+    let mut slave = start_broker(
+        "fuzz-slave",
+        &ns.addr(),
+        "brokerId=1\nbrokerRole=SLAVE\nflushDiskType=SYNC_FLUSH\n",
+    );
     let ns_port = ns.port;
-    let (port, vip) = (broker.port, broker.vip_port());
+    let port = master.port;
 
-    for target in [Target::Broker, Target::Vip, Target::Namesrv] {
-        let port = match target {
-            Target::Namesrv => ns_port,
-            Target::Broker => port,
-            Target::Vip => vip,
+    for (label, port, target) in [
+        ("master", master.port, Target::Broker),
+        ("master VIP", master.vip_port(), Target::Vip),
+        ("slave", slave.port, Target::Broker),
+        ("slave VIP", slave.vip_port(), Target::Vip),
+        ("nameserver", ns_port, Target::Namesrv),
+    ] {
+        let proc_ = match label {
+            "nameserver" => &mut ns.proc_,
+            l if l.starts_with("slave") => &mut slave.proc_,
+            _ => &mut master.proc_,
         };
         // Seeds of this server (the VIP port serves what the listen port does).
         let mine: Vec<&Seed> = seeds
             .iter()
             .filter(|s| (s.target == Target::Namesrv) == (target == Target::Namesrv))
             .collect();
-        let mut lanes: Vec<Lane> = (0..4).map(|_| Lane::open(port)).collect();
-        for i in 0..rounds {
-            let seed_cmd = &mine[m.rng.below(mine.len())].cmd;
-            let cmd = m.mutate(seed_cmd);
-            let lane = m.rng.below(lanes.len());
-            lanes[lane].send(cmd, seed);
-            if (i + 1) % BATCH == 0 {
-                for l in &mut lanes {
-                    l.drain(seed);
-                }
-                let p = match target {
-                    Target::Namesrv => &mut ns.proc_,
-                    _ => &mut broker.proc_,
-                };
-                assert_healthy(
-                    p,
-                    port,
-                    target,
-                    &format!("{target:?} after {} rounds", i + 1),
-                );
-            }
-        }
-        let mut codes: HashMap<i32, usize> = HashMap::new();
-        let mut remarks = std::collections::BTreeMap::new();
-        for l in &mut lanes {
-            l.settle(seed);
-            remarks.extend(l.remarks.drain());
-            for (c, n) in &l.codes {
-                *codes.entry(*c).or_default() += n;
-            }
-        }
-        let mut codes: Vec<_> = codes.into_iter().collect();
-        codes.sort();
-        eprintln!(
-            "mutation fuzz: {target:?} answered every mutated request; answers by code: {codes:?}"
-        );
-        for ((req, code), remark) in remarks {
-            eprintln!("  request {req} -> {code}: {remark}");
-        }
+        fuzz_port(&mut m, &mine, port, target, proc_, label, seed);
     }
 
     wire_bytes(
@@ -514,17 +498,56 @@ fn servers_survive_mutated_requests() {
         ns_port,
         port,
         &mut ns.proc_,
-        &mut broker.proc_,
+        &mut master.proc_,
     );
-    ha_port(&mut m.rng, port + 1, &mut broker.proc_);
+    ha_port(&mut m.rng, port + 1, &mut master.proc_);
 
-    // The mangled broker still stores and serves a message whole. The topic is created
-    // first: the fuzzing may have deleted TBW102 or taken its permissions, which ends
-    // auto-creation (as upstream's).
+    // The mangled brokers still store, replicate and serve a message whole. The topic is
+    // created first: the fuzzing may have deleted TBW102 or taken its permissions, which ends
+    // auto-creation (as upstream's). The slave learns it by its metadata sync (every 10 s).
+    let body = b"still-whole-after-fuzzing".to_vec();
     let mut c = Client::connect(port);
+    let r = c.call(create_topic("FuzzAfter"));
+    assert_eq!(r.code, 0, "topic creation after fuzzing answered {r:?}");
+    let sent = support::poll(ANSWER_TIMEOUT, || {
+        let r = c.call(send_request("FuzzAfter", 0, "", body.clone()));
+        (r.code == 0).then_some(r)
+    });
+    assert!(
+        sent.is_some(),
+        "no send succeeded on the master after fuzzing"
+    );
+    let r = c.call(pull_request("FuzzAfterGroup", "FuzzAfter", 0));
+    assert_eq!(
+        r.code, 0,
+        "pull from the master after fuzzing answered {r:?}"
+    );
+    assert_eq!(record_bodies(&r.body), vec![body.clone()]);
+    let mut c = Client::connect(slave.port);
+    let mut last = None;
+    let replicated = support::poll(Duration::from_secs(40), || {
+        let r = c.call(pull_request("FuzzAfterGroup", "FuzzAfter", 0));
+        let ok = r.code == 0 && record_bodies(&r.body) == vec![body.clone()];
+        last = Some(r);
+        ok.then_some(())
+    });
+    assert!(
+        replicated.is_some(),
+        "the slave does not serve the message sent after fuzzing; last answer {last:?}"
+    );
+
+    assert_healthy(&mut ns.proc_, ns_port, Target::Namesrv, "at the end");
+    assert_healthy(&mut slave.proc_, slave.port, Target::Broker, "at the end");
+    for p in [&ns.proc_, &master.proc_, &slave.proc_] {
+        assert_no_panic(p);
+    }
+}
+
+/// UPDATE_AND_CREATE_TOPIC with 4 queues, read and write.
+fn create_topic(topic: &str) -> RemotingCommand {
     let mut create = RemotingCommand::request(17, 0);
     for (k, v) in [
-        ("topic", "FuzzAfter"),
+        ("topic", topic),
         ("defaultTopic", "TBW102"),
         ("readQueueNums", "4"),
         ("writeQueueNums", "4"),
@@ -535,18 +558,54 @@ fn servers_survive_mutated_requests() {
     ] {
         create = create.with_field(k, v);
     }
-    let r = c.call(create);
-    assert_eq!(r.code, 0, "topic creation after fuzzing answered {r:?}");
-    let body = b"still-whole-after-fuzzing".to_vec();
-    let r = c.call(send_request("FuzzAfter", 0, "", body.clone()));
-    assert_eq!(r.code, 0, "send after fuzzing answered {r:?}");
-    let r = c.call(pull_request("FuzzAfterGroup", "FuzzAfter", 0));
-    assert_eq!(r.code, 0, "pull after fuzzing answered {r:?}");
-    assert_eq!(record_bodies(&r.body), vec![body]);
+    create
+}
 
-    assert_healthy(&mut ns.proc_, ns_port, Target::Namesrv, "at the end");
-    assert_no_panic(&ns.proc_);
-    assert_no_panic(&broker.proc_);
+/// `rounds()` mutated requests from `seeds`, pipelined on four connections to `port`, with a
+/// health check every `BATCH`; then every answer owed must come.
+fn fuzz_port(
+    m: &mut Mutator,
+    seeds: &[&Seed],
+    port: u16,
+    target: Target,
+    proc_: &mut Proc,
+    label: &str,
+    seed: u64,
+) {
+    let rounds = rounds();
+    let mut lanes: Vec<Lane> = (0..4).map(|_| Lane::open(port)).collect();
+    for i in 0..rounds {
+        let seed_cmd = &seeds[m.rng.below(seeds.len())].cmd;
+        let cmd = m.mutate(seed_cmd);
+        let lane = m.rng.below(lanes.len());
+        lanes[lane].send(cmd, seed);
+        if (i + 1) % BATCH == 0 {
+            for l in &mut lanes {
+                l.drain(seed);
+            }
+            assert_healthy(
+                proc_,
+                port,
+                target,
+                &format!("{label} after {} rounds", i + 1),
+            );
+        }
+    }
+    let mut codes: HashMap<i32, usize> = HashMap::new();
+    let mut remarks = std::collections::BTreeMap::new();
+    for l in &mut lanes {
+        l.settle(seed);
+        remarks.extend(l.remarks.drain());
+        for (c, n) in &l.codes {
+            *codes.entry(*c).or_default() += n;
+        }
+    }
+    let mut codes: Vec<_> = codes.into_iter().collect();
+    codes.sort();
+    eprintln!("mutation fuzz: {label} answered every mutated request; answers by code: {codes:?}");
+    for ((req, code), remark) in remarks {
+        eprintln!("  request {req} -> {code}: {remark}");
+    }
 }
 
 /// Frames with flipped bytes (length words, header lengths, header text), each on a connection
