@@ -268,7 +268,12 @@ fn decode_fields(b: &[u8]) -> Result<RecordView<'_>, RecordError> {
     let body_len = be_i32(b, OFF_BODY_LEN);
     // Each length is checked against what is left, so no index below can go out of bounds.
     let body_end = checked_end(OFF_BODY_LEN + 4, i64::from(body_len), b.len(), "BODYLEN")?;
-    let topic_len = i64::from(b[body_end] as i8);
+    // A body that reaches the record's end leaves no TOPICLEN byte (a torn or foreign record:
+    // found by fuzzing, `tests::a_body_up_to_the_end_is_a_size_mismatch`).
+    let Some(&topic_len_byte) = b.get(body_end) else {
+        return Err(size_mismatch(total, b, body_len, 0, 0));
+    };
+    let topic_len = i64::from(topic_len_byte as i8);
     if topic_len <= 0 {
         return Err(RecordError::BadLength {
             field: "TOPICLEN",
@@ -474,6 +479,21 @@ mod tests {
                 ..
             })
         ));
+    }
+
+    #[test]
+    fn a_body_up_to_the_end_is_a_size_mismatch() {
+        // BODYLEN covering every byte after it: no room for TOPICLEN. Found by the fuzzer
+        // (`fuzz/`); it indexed one past the end, and a torn tail like it stopped recovery.
+        let mut buf = Vec::new();
+        encode(&sample(b"abc", "T", "k\u{1}v"), &mut buf);
+        let rest = (buf.len() - (OFF_BODY_LEN + 4)) as i32;
+        buf[OFF_BODY_LEN..OFF_BODY_LEN + 4].copy_from_slice(&rest.to_be_bytes());
+        assert!(matches!(
+            decode(&buf),
+            Err(RecordError::SizeMismatch { .. })
+        ));
+        assert!(check(&buf).is_err());
     }
 
     #[test]
