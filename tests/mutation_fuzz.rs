@@ -6,8 +6,9 @@
 //! they do not), header fields deleted or given odd values (empty, signs, `i32`/`i64`
 //! boundaries and beyond, floats, hex, huge and non-ASCII strings, message properties with
 //! stray separators or bad `DELAY`/`WAIT` values), bodies truncated, bit-flipped, replaced by
-//! random bytes or by another request's body; one in ten goes with the binary (ROCKETMQ)
-//! header codec instead of JSON. The frames themselves stay well formed, so:
+//! random bytes or by another request's body, JSON bodies given values of other types and
+//! shapes; one in ten goes with the binary (ROCKETMQ) header codec instead of JSON. The
+//! frames themselves stay well formed, so:
 //! - the server never closes the connection, and answers every request that is not oneway
 //!   (pulls excepted: a pull may be held for its suspend time), with any code;
 //! - `mqbroker` and `mqnamesrv` stay up and keep answering a health request between batches;
@@ -287,7 +288,21 @@ impl Mutator {
         }
         if rng.chance(40) {
             let body = cmd.body.to_vec();
+            let json = if rng.chance(50) {
+                shardmq::remoting::parse_lenient(&body).ok()
+            } else {
+                None
+            };
             cmd.body = match rng.below(6) {
+                // A JSON body (heartbeat, registration, subscription group, ...) with values
+                // of other types and shapes: what a handler reading fields chokes on.
+                _ if json.is_some() => {
+                    let mut v = json.unwrap_or_default();
+                    for _ in 0..1 + rng.below(3) {
+                        mutate_json(rng, &mut v);
+                    }
+                    serde_json::to_vec(&v).unwrap().into()
+                }
                 0 => Bytes::new(),
                 1 if !body.is_empty() => {
                     let cut = rng.below(body.len());
@@ -314,6 +329,52 @@ impl Mutator {
         }
         cmd
     }
+}
+
+/// Replaces one node of `v` (reached by a random walk) by a value of another type or shape,
+/// or deletes a key of an object on the way.
+fn mutate_json(rng: &mut Rng, v: &mut serde_json::Value) {
+    use serde_json::{json, Value};
+    let mut node = v;
+    loop {
+        let len = match &*node {
+            Value::Array(a) => a.len(),
+            Value::Object(o) => o.len(),
+            _ => 0,
+        };
+        if len == 0 || rng.chance(25) {
+            break;
+        }
+        let i = rng.below(len);
+        if let Value::Object(o) = node {
+            if rng.chance(15) {
+                let key = o.keys().nth(i).cloned().unwrap_or_default();
+                o.shift_remove(&key);
+                return;
+            }
+        }
+        node = match node {
+            Value::Array(a) => &mut a[i],
+            Value::Object(o) => o.values_mut().nth(i).unwrap(),
+            _ => unreachable!("only containers have children"),
+        };
+    }
+    *node = match rng.below(14) {
+        0 => Value::Null,
+        1 => json!(true),
+        2 => json!(-1),
+        3 => json!(0),
+        4 => json!(i64::MAX),
+        5 => json!(u64::MAX),
+        6 => json!(1.5e300),
+        7 => json!(""),
+        8 => json!("x".repeat(300)),
+        9 => json!([]),
+        10 => json!({}),
+        11 => json!([null, 1, "a", {}]),
+        12 => json!({"topic": null, "queueId": "x", "brokerName": 7}),
+        _ => json!(rng.next().to_string()),
+    };
 }
 
 /// One connection with the opaques of the requests it still owes an answer to.
