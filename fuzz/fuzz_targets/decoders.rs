@@ -8,7 +8,7 @@
 
 use bytes::{Bytes, BytesMut};
 use libfuzzer_sys::fuzz_target;
-use shardmq::config::Properties;
+use shardmq::config::{BrokerConfig, NamesrvConfig, Properties};
 use shardmq::ha::epochs::{reconcile, Epochs};
 use shardmq::namesrv::register_body::decode_register_body;
 use shardmq::remoting::{fastjson, frame, message};
@@ -18,7 +18,7 @@ fuzz_target!(|data: &[u8]| {
     let Some((&which, input)) = data.split_first() else {
         return;
     };
-    match which % 9 {
+    match which % 10 {
         // A remoting frame (length word, header length and codec byte, header, body).
         0 => {
             if let Ok(Some(n)) = frame::check(input, 16 << 20) {
@@ -66,9 +66,17 @@ fuzz_target!(|data: &[u8]| {
             let _ = message::tags_code(&s);
             let _ = message::decode_offset_msg_id(&s);
         }
-        // A properties file (operator input).
+        // A properties file (operator input), and a broker's and a nameserver's whole
+        // configuration loaded from it: bad values are errors naming key and file.
         6 => {
             let _ = Properties::parse(input);
+        }
+        9 => {
+            if let Ok(props) = Properties::parse(input) {
+                let file = std::path::Path::new("fuzz.properties");
+                let _ = BrokerConfig::from_properties(&props, file);
+                let _ = NamesrvConfig::from_properties(&props, file);
+            }
         }
         // An epoch history file, and two histories reconciled.
         7 => {
