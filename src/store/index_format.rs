@@ -349,7 +349,11 @@ pub enum ChainStep {
 }
 
 /// Upstream's chain rules: keep entries of equal hash inside `[begin, end]`; stop when `prev` is
-/// not a valid entry, points to itself, or the entry is older than `begin`.
+/// not a valid entry, does not point back (upstream: points to itself), or the entry is older
+/// than `begin`. Entries are appended in order, so a good chain's `prev` is always an earlier
+/// entry; requiring that (not only "not itself") ends every walk within `index_count` steps,
+/// also over a damaged file whose entries point at each other, which upstream's rule follows
+/// forever.
 pub fn chain_step(
     e: &IndexEntry,
     n: i32,
@@ -360,7 +364,7 @@ pub fn chain_step(
 ) -> ChainStep {
     let t = header.begin_timestamp + i64::from(e.time_diff) * 1000;
     let in_range = t >= begin && t <= end;
-    let next_ok = Geometry::valid_entry(e.prev, header.index_count) && e.prev != n;
+    let next_ok = Geometry::valid_entry(e.prev, header.index_count) && e.prev < n;
     let hit = e.key_hash == hash && in_range;
     match (hit, next_ok && t >= begin) {
         (true, true) => ChainStep::Hit { next: e.prev },
@@ -555,6 +559,13 @@ mod tests {
         assert_eq!(
             chain_step(&e, 2, 1, &h, 0, 15_000),
             ChainStep::Hit { next: 1 }
+        );
+        // A damaged chain pointing forward (1 -> 2 -> 1 would loop) ends there.
+        let forward = IndexEntry { prev: 2, ..e };
+        assert_eq!(chain_step(&forward, 1, 7, &h, 0, 30_000), ChainStep::Stop);
+        assert_eq!(
+            chain_step(&forward, 1, 1, &h, 0, 30_000),
+            ChainStep::Hit { next: 0 }
         );
         assert!(h.overlaps(0, i64::MAX));
         assert!(h.overlaps(15_000, 16_000));
