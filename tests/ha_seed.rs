@@ -30,7 +30,7 @@ use std::sync::Mutex;
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
-use common::{read_jsonl, request, spawn_client, Client, TestDir};
+use common::{create_topic_fields, read_jsonl, request, spawn_client, Client, TestDir};
 use serde_json::Value;
 
 static SERIAL: Mutex<()> = Mutex::new(());
@@ -266,16 +266,7 @@ impl Seed {
 
     fn create_topic(&self) {
         for m in self.masters() {
-            let ext = [
-                ("topic", TOPIC),
-                ("defaultTopic", "TBW102"),
-                ("readQueueNums", "4"),
-                ("writeQueueNums", "4"),
-                ("perm", "6"),
-                ("topicFilterType", "SINGLE_TAG"),
-                ("topicSysFlag", "0"),
-                ("order", "false"),
-            ];
+            let ext = create_topic_fields(TOPIC, "4");
             let r = request(&m.addr, 17, &ext, &[]).unwrap();
             assert_eq!(r.code, 0, "create topic on {}: {:?}", m.addr, r.remark);
         }

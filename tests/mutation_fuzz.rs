@@ -607,16 +607,7 @@ fn servers_survive_mutated_requests() {
 /// UPDATE_AND_CREATE_TOPIC with 4 queues, read and write.
 fn create_topic(topic: &str) -> RemotingCommand {
     let mut create = RemotingCommand::request(17, 0);
-    for (k, v) in [
-        ("topic", topic),
-        ("defaultTopic", "TBW102"),
-        ("readQueueNums", "4"),
-        ("writeQueueNums", "4"),
-        ("perm", "6"),
-        ("topicFilterType", "SINGLE_TAG"),
-        ("topicSysFlag", "0"),
-        ("order", "false"),
-    ] {
+    for (k, v) in support::create_topic_fields(topic, "4") {
         create = create.with_field(k, v);
     }
     create

@@ -87,6 +87,9 @@ pub fn free_port() -> u16 {
 #[path = "../ports/mod.rs"]
 mod ports;
 pub use ports::free_broker_port;
+#[path = "../topic/mod.rs"]
+mod topic;
+pub use topic::create_topic_fields;
 
 /// One spawned server process with its log file.
 pub struct Server {
@@ -382,16 +385,7 @@ impl Cluster {
     /// Needed for ali-ons, which never auto-creates topics.
     pub fn create_topic(&mut self, topic: &str, queues: u32) {
         let q = queues.to_string();
-        let ext = [
-            ("topic", topic),
-            ("defaultTopic", "TBW102"),
-            ("readQueueNums", q.as_str()),
-            ("writeQueueNums", q.as_str()),
-            ("perm", "6"),
-            ("topicFilterType", "SINGLE_TAG"),
-            ("topicSysFlag", "0"),
-            ("order", "false"),
-        ];
+        let ext = create_topic_fields(topic, &q);
         let r = request(&self.broker_addr(), 17, &ext, &[])
             .unwrap_or_else(|e| panic!("UPDATE_AND_CREATE_TOPIC {topic}: {e}\n{}", self.logs()));
         assert_eq!(

@@ -48,6 +48,11 @@ pub fn free_port() -> u16 {
 #[path = "../ports/mod.rs"]
 mod ports;
 pub use ports::free_broker_port;
+#[path = "../topic/mod.rs"]
+mod topic;
+// reason: only some test crates create topics this way.
+#[allow(unused_imports)]
+pub use topic::create_topic_fields;
 
 /// A spawned server process; killed (SIGKILL) and reaped on drop.
 pub struct Proc {
