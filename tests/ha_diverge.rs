@@ -67,12 +67,23 @@ impl Node {
         }
     }
 
+    /// Starts the broker and waits for its "boot success" line. Not only for the port: after
+    /// a kill -9 the dead broker's listening socket goes on accepting for a moment (its
+    /// io_uring is torn down after the reap, see `broker::start::check_ports_free`), and a
+    /// request sent into it is reset (seen in CI).
     fn start(&mut self) {
+        let booted = |log: &Path| {
+            fs::read_to_string(log)
+                .unwrap_or_default()
+                .matches("boot success")
+                .count()
+        };
+        let before = booted(&self.log);
         let exe = env!("CARGO_BIN_EXE_mqbroker");
         self.child = Some(spawn(exe, &self.conf, &self.home, &self.log, &self.env));
         let addr = self.addr();
         let deadline = Instant::now() + Duration::from_secs(30);
-        while std::net::TcpStream::connect(&addr).is_err() {
+        while booted(&self.log) == before || std::net::TcpStream::connect(&addr).is_err() {
             assert!(
                 Instant::now() < deadline,
                 "{addr} never opened\n{}",
