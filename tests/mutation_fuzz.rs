@@ -44,14 +44,15 @@ use support::{
     Client, Proc,
 };
 
-/// Request codes the servers implement (`remoting::code::RequestCode`), minus the two that
-/// change a server's configuration (UPDATE_BROKER_CONFIG 25, UPDATE_NAMESRV_CONFIG 318: a
-/// mutated one could legitimately move a port), plus codes nobody implements.
+/// The request codes of `remoting::code` (the servers answer some of them with
+/// REQUEST_CODE_NOT_SUPPORTED), minus the two that change a server's configuration
+/// (UPDATE_BROKER_CONFIG 25, UPDATE_NAMESRV_CONFIG 318: a mutated one could legitimately move
+/// a port), plus codes that do not exist.
 const CODES: &[i32] = &[
     10, 11, 12, 14, 15, 17, 21, 26, 28, 29, 30, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43,
     45, 100, 101, 102, 103, 104, 105, 106, 200, 201, 202, 203, 204, 205, 206, 207, 208, 215, 216,
-    219, 224, 300, 307, 309, 310, 319, 320, 322, 361, // implemented
-    -1, 0, 13, 99, 999, 65535, 2147483647, // not
+    219, 224, 300, 307, 309, 310, 319, 320, 322, 361, // known
+    -1, 0, 13, 99, 999, 65535, 2147483647, // unknown
 ];
 
 /// Codes whose answer may wait (long polling) or never come by design.
@@ -410,8 +411,13 @@ impl Lane {
             self.sent.insert(cmd.opaque, cmd.code);
         }
         if !oneway && !MAY_HOLD.contains(&cmd.code) {
-            self.owed
-                .insert(cmd.opaque, format!("{cmd:?}").chars().take(600).collect());
+            let what = format!(
+                "code {} fields {:?} body of {} bytes",
+                cmd.code,
+                cmd.ext_fields,
+                cmd.body.len()
+            );
+            self.owed.insert(cmd.opaque, what);
         }
         if let Err(e) = self.conn.stream.write_all(&encode(&cmd)) {
             panic!(
