@@ -373,17 +373,22 @@ impl Replay<'_> {
 
     fn rewrite(&self, mut cmd: RemotingCommand) -> RemotingCommand {
         if let Some(f) = cmd.ext_fields.as_mut() {
-            for (k, v) in f.0.iter_mut() {
-                *v = self.env.rewrite_addr(v).into();
-                if cmd.code == 11 && k == "suspendTimeoutMillis" {
-                    *v = SUSPEND_MS.to_string().into();
-                }
-                if cmd.code == 36 && k == "offset" {
-                    if let Some(o) = v.parse().ok().and_then(|o: i64| self.offsets.get(&o)) {
-                        *v = o.to_string().into();
+            let rewritten: ExtFields = f
+                .iter()
+                .map(|(k, v)| {
+                    let mut v = self.env.rewrite_addr(v);
+                    if cmd.code == 11 && k == "suspendTimeoutMillis" {
+                        v = SUSPEND_MS.to_string();
                     }
-                }
-            }
+                    if cmd.code == 36 && k == "offset" {
+                        if let Some(o) = v.parse().ok().and_then(|o: i64| self.offsets.get(&o)) {
+                            v = o.to_string();
+                        }
+                    }
+                    (k, v)
+                })
+                .collect();
+            *f = rewritten;
         }
         if let Ok(text) = std::str::from_utf8(&cmd.body) {
             let new = self.env.rewrite_addr(text);

@@ -262,7 +262,10 @@ impl Mutator {
             let n = fields.len();
             match rng.below(4) {
                 0 if n > 0 => {
-                    fields.0.remove(rng.below(n));
+                    let key = fields.iter().nth(rng.below(n)).map(|(k, _)| k.to_string());
+                    if let Some(key) = key {
+                        fields.remove(&key);
+                    }
                 }
                 1 => {
                     let key = rng.pick(&self.keys).clone();
@@ -270,8 +273,10 @@ impl Mutator {
                     fields.insert(key, value);
                 }
                 _ if n > 0 => {
-                    let i = rng.below(n);
-                    fields.0[i].1 = odd_value(rng, &self.values).into();
+                    let key = fields.iter().nth(rng.below(n)).map(|(k, _)| k.to_string());
+                    if let Some(key) = key {
+                        fields.insert(key, odd_value(rng, &self.values));
+                    }
                 }
                 _ => {}
             }

@@ -151,7 +151,10 @@ fn check(what: &str, ours: Option<RemotingCommand>, recorded: Option<&RemotingCo
     assert_eq!(ours.remark, recorded.remark, "{what}: remark");
     let sorted = |f: &Option<ExtFields>| {
         f.as_ref().map(|f| {
-            let mut v = f.0.clone();
+            let mut v: Vec<(String, String)> = f
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
             v.sort();
             v
         })

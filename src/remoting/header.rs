@@ -26,7 +26,7 @@ pub enum HeaderError {
     BadNumber { key: &'static str, value: String },
 }
 
-static NO_FIELDS: ExtFields = ExtFields(Vec::new());
+static NO_FIELDS: ExtFields = ExtFields::new();
 
 /// The command's `extFields`, or an empty map when absent.
 pub fn fields_of(cmd: &RemotingCommand) -> &ExtFields {
@@ -36,20 +36,22 @@ pub fn fields_of(cmd: &RemotingCommand) -> &ExtFields {
 /// A type a header field can have: parsed from and written to its string form.
 pub trait FieldValue: Sized {
     fn parse_field(key: &'static str, raw: &str) -> Result<Self, HeaderError>;
-    fn format_field(&self) -> String;
+    /// Appends the value as its field text.
+    fn write_field(&self, out: &mut String);
 }
 
 impl FieldValue for String {
     fn parse_field(_: &'static str, raw: &str) -> Result<Self, HeaderError> {
         Ok(raw.to_owned())
     }
-    fn format_field(&self) -> String {
-        self.clone()
+    fn write_field(&self, out: &mut String) {
+        out.push_str(self);
     }
 }
 
 macro_rules! number_field {
     ($($t:ty),*) => {$(
+        #[allow(clippy::cast_lossless)] // reason: `From` is not implemented for every pair
         impl FieldValue for $t {
             fn parse_field(key: &'static str, raw: &str) -> Result<Self, HeaderError> {
                 raw.parse::<$t>().map_err(|_| HeaderError::BadNumber {
@@ -57,8 +59,11 @@ macro_rules! number_field {
                     value: raw.chars().take(64).collect(),
                 })
             }
-            fn format_field(&self) -> String {
-                self.to_string()
+            fn write_field(&self, out: &mut String) {
+                match i64::try_from(*self) {
+                    Ok(v) => super::fastjson::write_i64(out, v),
+                    Err(_) => out.push_str(&self.to_string()),
+                }
             }
         }
     )*};
@@ -71,8 +76,8 @@ impl FieldValue for bool {
     fn parse_field(_: &'static str, raw: &str) -> Result<Self, HeaderError> {
         Ok(raw.eq_ignore_ascii_case("true") || raw == "1")
     }
-    fn format_field(&self) -> String {
-        self.to_string()
+    fn write_field(&self, out: &mut String) {
+        out.push_str(if *self { "true" } else { "false" });
     }
 }
 
@@ -117,14 +122,14 @@ pub fn opt_bool(f: &ExtFields, key: &'static str) -> Result<Option<bool>, Header
 
 // Writers used by `to_fields`, one per kind.
 fn put_req<T: FieldValue>(out: &mut ExtFields, key: &str, v: &T) {
-    out.insert(key, v.format_field());
+    out.insert_with(key, |text| v.write_field(text));
 }
 fn put_def<T: FieldValue>(out: &mut ExtFields, key: &str, v: &T) {
-    out.insert(key, v.format_field());
+    out.insert_with(key, |text| v.write_field(text));
 }
 fn put_opt<T: FieldValue>(out: &mut ExtFields, key: &str, v: &Option<T>) {
     if let Some(v) = v {
-        out.insert(key, v.format_field());
+        out.insert_with(key, |text| v.write_field(text));
     }
 }
 

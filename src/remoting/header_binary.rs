@@ -98,7 +98,7 @@ pub fn decode(header: &[u8]) -> Result<RemotingCommand, DecodeError> {
     let ext_fields = if ext.is_empty() {
         None
     } else {
-        let mut fields = ExtFields::new();
+        let mut fields = ExtFields::with_capacity(ext.len(), 16);
         let mut m = Cursor { b: ext, pos: 0 };
         while m.pos < ext.len() {
             let at = m.pos;
@@ -112,7 +112,7 @@ pub fn decode(header: &[u8]) -> Result<RemotingCommand, DecodeError> {
             let vlen = m.len_i32("value length")?;
             let val = m.take(vlen, "value")?;
             if !key.is_empty() {
-                fields.insert(utf8(key), utf8(val));
+                fields.insert(String::from_utf8_lossy(key), String::from_utf8_lossy(val));
             }
         }
         // All entries dropped reads as no map, as it re-encodes.

@@ -19,7 +19,7 @@ use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
 
 use super::code::{LanguageCode, SerializeType};
-use super::command::{ExtFields, FieldStr, RemotingCommand};
+use super::command::{ExtFields, RemotingCommand};
 use super::fastjson::{write_i64, write_str, JsonSink};
 use super::frame::DecodeError;
 
@@ -109,21 +109,19 @@ impl<'de> Visitor<'de> for FieldsVisitor {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<ExtFields, A::Error> {
-        let mut fields: Vec<(FieldStr, FieldStr)> = Vec::with_capacity(16);
+        let mut fields = ExtFields::new();
         while let Some(key) = map.next_key::<Cow<'de, str>>()? {
             let FieldText(value) = map.next_value()?;
             // A repeated key keeps its first position and takes the last value, as a JSON
             // object map does; a null drops it.
-            match (fields.iter().position(|(k, _)| *k == key), value) {
-                (Some(i), Some(v)) => fields[i].1 = v.into(),
-                (Some(i), None) => {
-                    fields.remove(i);
+            match value {
+                Some(v) => fields.insert(key, v),
+                None => {
+                    fields.remove(&key);
                 }
-                (None, Some(v)) => fields.push((FieldStr::from(key), v.into())),
-                (None, None) => {}
             }
         }
-        Ok(ExtFields(fields))
+        Ok(fields)
     }
 }
 

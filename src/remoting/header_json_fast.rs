@@ -12,7 +12,9 @@
 //! `tests::same_as_serde` checks the two agree on recorded and generated headers.
 
 use super::code::{LanguageCode, SerializeType};
-use super::command::{same_key, ExtFields, FieldStr, RemotingCommand};
+use std::borrow::Cow;
+
+use super::command::{ExtFields, RemotingCommand};
 
 /// Decodes `header`, or `None` when it is not of the simple shape (see the module doc).
 pub fn decode(header: &[u8]) -> Option<RemotingCommand> {
@@ -36,7 +38,7 @@ pub fn decode(header: &[u8]) -> Option<RemotingCommand> {
         loop {
             let key = p.string()?;
             p.expect(b':')?;
-            match key.as_str() {
+            match key.as_ref() {
                 "code" => set_once(&mut code, p.int32()?)?,
                 "language" => {
                     let v = p.opt_string()?;
@@ -48,12 +50,10 @@ pub fn decode(header: &[u8]) -> Option<RemotingCommand> {
                 "version" => set_once(&mut version, p.opt_int32()?.unwrap_or(0))?,
                 "opaque" => set_once(&mut opaque, p.opt_int32()?.unwrap_or(0))?,
                 "flag" => set_once(&mut flag, p.opt_int32()?.unwrap_or(0))?,
-                "remark" => set_once(&mut remark, p.opt_string()?.map(String::from))?,
+                "remark" => set_once(&mut remark, p.opt_string()?.map(Cow::into_owned))?,
                 "extFields" => set_once(&mut ext_fields, p.fields()?)?,
                 // Unknown keys (fastjson's `serializeTypeCurrentRPC`): skipped, scalars only.
-                _ => {
-                    p.scalar_text()?;
-                }
+                _ => p.skip_scalar()?,
             }
             if p.eat(b',') {
                 continue;
@@ -133,26 +133,48 @@ impl<'a> Parser<'a> {
         }
     }
 
-    /// A JSON string; the opening quote is the next token.
-    fn string(&mut self) -> Option<FieldStr> {
+    /// A JSON string, borrowed from the input when it has no escape; the opening quote is the
+    /// next token.
+    fn string(&mut self) -> Option<Cow<'a, str>> {
         self.expect(b'"')?;
-        let start = self.i;
-        // The common case: no escape before the closing quote.
         let plain = self.plain_run()?;
         if self.b[self.i] == b'"' {
             self.i += 1;
-            return Some(FieldStr::from(plain));
+            return Some(Cow::Borrowed(plain));
         }
-        // Escapes (a message's properties carry `\u0001` and `\u0002` between every key and
-        // value): the runs between them are copied whole, not byte by byte.
-        let mut out = String::with_capacity(self.b.len() - start);
+        let mut out = String::with_capacity(plain.len() + 16);
         out.push_str(plain);
+        self.escapes_into(&mut out)?;
+        Some(Cow::Owned(out))
+    }
+
+    /// A JSON string appended to `out`, unescaped; the opening quote is the next token.
+    fn string_into(&mut self, out: &mut String) -> Option<()> {
+        self.expect(b'"')?;
+        out.push_str(self.plain_run()?);
+        self.escapes_into(out)
+    }
+
+    /// The rest of a string from a quote or a backslash (where `plain_run` stopped): escapes
+    /// (a message's properties carry `\u0001` and `\u0002` between every key and value) and
+    /// the plain runs between them, copied whole, up to and past the closing quote.
+    fn escapes_into(&mut self, out: &mut String) -> Option<()> {
         loop {
-            // At a quote or a backslash (`plain_run` stopped there).
             let c = self.b[self.i];
             self.i += 1;
             if c == b'"' {
-                return Some(FieldStr::from(out));
+                return Some(());
+            }
+            // `\u00XY` below 0x80 (the properties' separators): the byte itself.
+            if let Some(&[b'u', b'0', b'0', hi @ b'0'..=b'7', lo]) = self.b.get(self.i..self.i + 5)
+            {
+                if let Some(lo) = char::from(lo).to_digit(16) {
+                    // `hi` is 0-7 and `lo` 0-15: below 0x80, one byte of UTF-8.
+                    out.push(char::from((hi - b'0') << 4 | lo as u8));
+                    self.i += 5;
+                    out.push_str(self.plain_run()?);
+                    continue;
+                }
             }
             let e = *self.b.get(self.i)?;
             self.i += 1;
@@ -250,63 +272,84 @@ impl<'a> Parser<'a> {
         self.int32().map(Some)
     }
 
-    fn opt_string(&mut self) -> Option<Option<FieldStr>> {
+    fn opt_string(&mut self) -> Option<Option<Cow<'a, str>>> {
         if self.literal(b"null") {
             return Some(None);
         }
         self.string().map(Some)
     }
 
-    /// A scalar's value as Java sees it in `extFields`: `None` for null.
-    fn scalar_text(&mut self) -> Option<Option<FieldStr>> {
+    /// A scalar's value as Java sees it in `extFields`, appended to `out`; false for null.
+    fn scalar_into(&mut self, out: &mut String) -> Option<bool> {
         match self.peek()? {
-            b'"' => self.string().map(Some),
-            b't' if self.literal(b"true") => Some(Some(FieldStr::const_new("true"))),
-            b'f' if self.literal(b"false") => Some(Some(FieldStr::const_new("false"))),
-            b'n' if self.literal(b"null") => Some(None),
+            b'"' => self.string_into(out).map(|()| true),
+            b't' if self.literal(b"true") => {
+                out.push_str("true");
+                Some(true)
+            }
+            b'f' if self.literal(b"false") => {
+                out.push_str("false");
+                Some(true)
+            }
+            b'n' if self.literal(b"null") => Some(false),
             b'-' | b'0'..=b'9' => {
-                let t = self.int_text()?;
-                // As serde prints the number it parsed; beyond i64/u64 serde parses a
-                // float: leave that to it.
-                if let Ok(v) = t.parse::<i64>() {
-                    return Some(Some(compact_str::ToCompactString::to_compact_string(&v)));
-                }
-                t.parse::<u64>()
-                    .ok()
-                    .map(|v| Some(compact_str::ToCompactString::to_compact_string(&v)))
+                out.push_str(self.integer()?);
+                Some(true)
             }
             _ => None,
         }
     }
 
+    /// An integer serde reads as one (`i64`, or `u64` beyond it; larger ones it reads as a
+    /// float: left to it), as its text. `int_text` admits only the canonical form, so the
+    /// text is what serde prints of the number it parsed.
+    fn integer(&mut self) -> Option<&'a str> {
+        let t = self.int_text()?;
+        (t.parse::<i64>().is_ok() || t.parse::<u64>().is_ok()).then_some(t)
+    }
+
+    /// Skips a scalar value (of a top-level key we do not read).
+    fn skip_scalar(&mut self) -> Option<()> {
+        match self.peek()? {
+            b'"' => self.string().map(drop),
+            b't' if self.literal(b"true") => Some(()),
+            b'f' if self.literal(b"false") => Some(()),
+            b'n' if self.literal(b"null") => Some(()),
+            b'-' | b'0'..=b'9' => self.integer().map(drop),
+            _ => None,
+        }
+    }
+
     /// `extFields`: null or an object of scalars, in order; a repeated key keeps its first
-    /// position and takes the last value, a null drops it (as `header_json` does).
+    /// position and takes the last value, a null drops it (as `header_json` does). Keys and
+    /// values are unescaped straight into the fields' buffer.
     fn fields(&mut self) -> Option<Option<ExtFields>> {
         if self.literal(b"null") {
             return Some(None);
         }
         self.expect(b'{')?;
-        let mut fields: Vec<(FieldStr, FieldStr)> = Vec::with_capacity(16);
+        let mut fields = ExtFields::with_capacity(self.b.len() - self.i, 16);
         if self.eat(b'}') {
-            return Some(Some(ExtFields(fields)));
+            return Some(Some(fields));
         }
         loop {
-            let key = self.string()?;
+            let text = fields.text_mut();
+            let key_start = text.len();
+            self.string_into(text)?;
+            let key_end = text.len();
             self.expect(b':')?;
-            let value = self.scalar_text()?;
-            match (fields.iter().position(|(k, _)| same_key(k, &key)), value) {
-                (Some(i), Some(v)) => fields[i].1 = v,
-                (Some(i), None) => {
-                    fields.remove(i);
-                }
-                (None, Some(v)) => fields.push((key, v)),
-                (None, None) => {}
+            if self.scalar_into(text)? {
+                let value_end = text.len();
+                fields.put_ranges([key_start, key_end], Some([key_end, value_end]));
+            } else {
+                fields.put_ranges([key_start, key_end], None);
+                fields.text_mut().truncate(key_start);
             }
             if self.eat(b',') {
                 continue;
             }
             self.expect(b'}')?;
-            return Some(Some(ExtFields(fields)));
+            return Some(Some(fields));
         }
     }
 }
@@ -392,6 +435,11 @@ mod tests {
             "\"KEYS\\u0001k-1\\u0002TAGS\\u0001a b\"",
             "\"a\\tb\u{1}c\"",
             "\"a\\u0001bc",
+            // The one-byte shortcut's edges: upper and lower case hex, 0x7F, 0x80, a NUL, a
+            // shortcut cut short.
+            "\"\\u007F\\u001f\\u0041\\u0000\\u0080\\u00E9x\"",
+            "\"\\u00",
+            "\"\\u00g1\"",
         ];
         let scalars = [
             "0", "-1", "-0", "12", "01", "1.5", "-", "true", "false", "null", "1e3", "{}", "[1]",

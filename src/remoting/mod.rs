@@ -20,7 +20,7 @@ mod header_json_fast;
 pub mod message;
 
 pub use code::{LanguageCode, SerializeType};
-pub use command::{ExtFields, FieldStr, RemotingCommand};
+pub use command::{ExtFields, RemotingCommand};
 pub use fastjson::{parse_lenient, JsonError};
 pub use frame::{
     check, decode, decode_bytes, encode, encode_header_only, DecodeError, EncodeError,

@@ -46,13 +46,11 @@ pub fn command_from(rec: &Value) -> RemotingCommand {
     let h = &rec["header"];
     let int = |k: &str| i32::try_from(h[k].as_i64().unwrap_or(0)).expect("i32 header field");
     let ext_fields = h.get("extFields").map(|f| {
-        ExtFields(
-            f.as_object()
-                .expect("extFields is an object")
-                .iter()
-                .map(|(k, v)| (k.into(), v.as_str().expect("string value").into()))
-                .collect(),
-        )
+        f.as_object()
+            .expect("extFields is an object")
+            .iter()
+            .map(|(k, v)| (k, v.as_str().expect("string value")))
+            .collect::<ExtFields>()
     });
     RemotingCommand {
         code: int("code"),
