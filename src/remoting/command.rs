@@ -25,9 +25,9 @@ pub const OUR_VERSION: i32 = 409;
 /// Every key and value lives in one buffer, `text`, back to back; an entry is four offsets
 /// into it. Decoding a header is then one growing buffer and one vector, with no string built
 /// per key or value: a SEND_MESSAGE_V2 header has 12 fields, and building 24 inline strings
-/// (the previous `compact_str` representation) cost about 18 ns each, a third of the whole
-/// header decode (`benches/codec`). A replaced value leaves its old bytes behind in `text`;
-/// nothing reads them, and a command lives for one request.
+/// (the previous `compact_str` representation, about 18 ns each) was a third of the header's
+/// decode time (`benches/codec`, ARCHITECTURE 37). A replaced value leaves its old bytes
+/// behind in `text`; nothing reads them, and a command lives for one request.
 #[derive(Clone, Default)]
 pub struct ExtFields {
     text: String,
