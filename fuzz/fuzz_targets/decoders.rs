@@ -22,6 +22,12 @@ fuzz_target!(|data: &[u8]| {
         // A remoting frame (length word, header length and codec byte, header, body).
         0 => {
             if let Ok(Some(n)) = frame::check(input, 16 << 20) {
+                // A JSON header the fast scanner takes must read as serde reads it.
+                if let Some((fast, serde)) = header_json_header(&input[..n])
+                    .and_then(shardmq::remoting::header_json::decode_both)
+                {
+                    assert_eq!(serde.as_ref().ok(), Some(&fast), "fast scanner != serde");
+                }
                 if let Ok(cmd) = frame::decode(&input[..n]) {
                     let mut out = BytesMut::new();
                     if frame::encode(&cmd, &mut out).is_ok() {
@@ -104,3 +110,13 @@ fuzz_target!(|data: &[u8]| {
         }
     }
 });
+
+/// The header bytes of a whole frame whose header is JSON (codec byte 0).
+fn header_json_header(frame: &[u8]) -> Option<&[u8]> {
+    let word = frame.get(4..8)?;
+    if word[0] != 0 {
+        return None;
+    }
+    let len = usize::from(word[1]) << 16 | usize::from(word[2]) << 8 | usize::from(word[3]);
+    frame.get(8..8 + len)
+}

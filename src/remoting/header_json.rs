@@ -51,6 +51,15 @@ pub fn decode(header: &[u8]) -> Result<RemotingCommand, DecodeError> {
     }
 }
 
+/// The fast scanner's answer next to serde's, for a differential check outside the crate (the
+/// `fuzz/` target): `None` when the scanner leaves the header to serde.
+#[doc(hidden)]
+pub fn decode_both(
+    header: &[u8],
+) -> Option<(RemotingCommand, Result<RemotingCommand, DecodeError>)> {
+    super::header_json_fast::decode(header).map(|fast| (fast, decode_with_serde(header)))
+}
+
 /// The serde decoder: every header, and the reference the fast scanner is tested against.
 pub(crate) fn decode_with_serde(header: &[u8]) -> Result<RemotingCommand, DecodeError> {
     let w: WireHeader = serde_json::from_slice(header)
