@@ -38,12 +38,14 @@ fn send_v2() -> RemotingCommand {
 /// header decoded over and over lets the branch predictor learn every byte loop exactly; the
 /// broker meets a different header each time, with cold predictors after the kernel's work.
 fn varied_frames(n: usize) -> Vec<bytes::Bytes> {
-    let mut x = 0x2545_F491_4F6C_DD1Du64;
+    // splitmix64 over a counter: the same headers on every run.
+    let mut state = 0u64;
     let mut rnd = move |m: u64| {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        x % m
+        state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        (z ^ (z >> 31)) % m
     };
     let word = |r: &mut dyn FnMut(u64) -> u64, len: u64| -> String {
         (0..len)
