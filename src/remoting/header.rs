@@ -51,7 +51,6 @@ impl FieldValue for String {
 
 macro_rules! number_field {
     ($($t:ty),*) => {$(
-        #[allow(clippy::cast_lossless)] // reason: `From` is not implemented for every pair
         impl FieldValue for $t {
             fn parse_field(key: &'static str, raw: &str) -> Result<Self, HeaderError> {
                 raw.parse::<$t>().map_err(|_| HeaderError::BadNumber {
