@@ -262,8 +262,7 @@ impl Mutator {
             let n = fields.len();
             match rng.below(4) {
                 0 if n > 0 => {
-                    let key = fields.iter().nth(rng.below(n)).map(|(k, _)| k.to_string());
-                    if let Some(key) = key {
+                    if let Some(key) = nth_key(&fields, rng.below(n)) {
                         fields.remove(&key);
                     }
                 }
@@ -273,8 +272,7 @@ impl Mutator {
                     fields.insert(key, value);
                 }
                 _ if n > 0 => {
-                    let key = fields.iter().nth(rng.below(n)).map(|(k, _)| k.to_string());
-                    if let Some(key) = key {
+                    if let Some(key) = nth_key(&fields, rng.below(n)) {
                         fields.insert(key, odd_value(rng, &self.values));
                     }
                 }
@@ -335,6 +333,11 @@ impl Mutator {
         }
         cmd
     }
+}
+
+/// The key of the `i`-th field, owned (the fields are changed right after).
+fn nth_key(fields: &ExtFields, i: usize) -> Option<String> {
+    fields.iter().nth(i).map(|(k, _)| k.to_string())
 }
 
 /// Replaces one node of `v` (reached by a random walk) by a value of another type or shape,

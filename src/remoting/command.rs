@@ -78,8 +78,11 @@ impl ExtFields {
     }
 
     fn position(&self, key: &str) -> Option<usize> {
-        let key = key.as_bytes();
-        if self.seen & key_bit(key) == 0 {
+        self.position_with_bit(key.as_bytes(), key_bit(key.as_bytes()))
+    }
+
+    fn position_with_bit(&self, key: &[u8], bit: u64) -> Option<usize> {
+        if self.seen & bit == 0 {
             return None;
         }
         let text = self.text.as_bytes();
@@ -109,20 +112,9 @@ impl ExtFields {
     pub fn insert_with(&mut self, key: &str, write: impl FnOnce(&mut String)) {
         let start = self.text.len();
         write(&mut self.text);
-        let value = [start, self.text.len()];
-        match self.position(key) {
-            Some(i) => {
-                self.items[i][2] = value[0];
-                self.items[i][3] = value[1];
-            }
-            None => {
-                let key_start = self.text.len();
-                self.text.push_str(key);
-                self.seen |= key_bit(key.as_bytes());
-                self.items
-                    .push([key_start, self.text.len(), value[0], value[1]]);
-            }
-        }
+        let value_end = self.text.len();
+        self.text.push_str(key);
+        self.put_ranges([value_end, self.text.len()], Some([start, value_end]));
     }
 
     /// Takes out `key`, keeping the order of the others.
@@ -142,16 +134,16 @@ impl ExtFields {
         &mut self.text
     }
 
-    /// Adds (or replaces, as `insert`) the entry whose key and value a decoder appended to
-    /// [`ExtFields::text_mut`]; `None` as the value removes the key (JSON `null`), as a JSON
-    /// object map does. Ranges must lie in the buffer on char boundaries.
+    /// Adds (or replaces, keeping its place) the entry whose key and value were appended to
+    /// the buffer (by `insert_with`, or a decoder through [`ExtFields::text_mut`]); `None` as
+    /// the value removes the key (JSON `null`), as a JSON object map does. A replaced entry's
+    /// new key bytes stay behind unused. Ranges must lie in the buffer on char boundaries.
     pub(crate) fn put_ranges(&mut self, key: [usize; 2], value: Option<[usize; 2]>) {
-        let Some(k) = self.text.get(key[0]..key[1]) else {
+        let Some(k) = self.text.as_bytes().get(key[0]..key[1]) else {
             return;
         };
-        let bit = key_bit(k.as_bytes());
-        let found = self.position(k);
-        match (found, value) {
+        let bit = key_bit(k);
+        match (self.position_with_bit(k, bit), value) {
             (Some(i), Some(v)) => {
                 self.items[i][2] = v[0];
                 self.items[i][3] = v[1];
