@@ -1236,7 +1236,7 @@ impl ShardStore {
             )
         };
         write_cq_units(&self.queues, writes).await?;
-        self.index.flush().await?;
+        self.index.flush(clean).await?;
         self.checkpoint
             .set_index_timestamp(self.index.flushed_timestamp());
         let slot = ShardSlot {

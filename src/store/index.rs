@@ -10,12 +10,22 @@
 //!   await). Full files keep only their header in memory; queries read their slots and entries
 //!   with glommio buffered reads (page cache), never std::fs and never mmap, so a query cannot
 //!   stall the shard on a page fault.
-//! - Flushed with the consume queues, before the checkpoint is written: entries and dirty slot
-//!   pages, fdatasync, then the header, fdatasync. So whatever the checkpoint says is dispatched
-//!   is also indexed, and an abnormal restart's commit-log re-scan re-indexes the rest (records
-//!   at or below the last indexed offset are skipped, so the re-scan is idempotent).
+//! - Flushed with the consume queues, before the checkpoint is written: entries, fdatasync, then
+//!   a slice of the dirty slot pages and the header, fdatasync. So whatever the checkpoint says
+//!   is dispatched is also indexed, and an abnormal restart's commit-log re-scan re-indexes the
+//!   rest (records at or below the last indexed offset are skipped, so the re-scan is
+//!   idempotent).
+//! - The slot table goes out lazily (`IndexTable::slot_write`): each flush writes the next
+//!   1/`SLOT_SWEEP_FLUSHES` of the table's pages where dirty; when a sweep has passed every
+//!   page, the slot mark (entry 0's bytes, unused by upstream) records through which entry
+//!   the table on disk is complete; a clean stop writes everything. Loading replays the
+//!   entries after the mark into the slots. Why: keys hash uniformly over 5 M slots, so a
+//!   second's keys dirty every page of the 20 MB table, and writing it every second was
+//!   ~20 MB/s of device writes competing with the commit log's group commits.
 //! - A crash between a slot write and the header write can leave slots naming entries beyond
-//!   the header's count; loading repairs them by following those entries' `prev` links.
+//!   the header's count; loading repairs them by following those entries' `prev` links (the
+//!   entries a written slot page names were synced before it). Pages changed by replay or
+//!   repair are all written at the first flush after the load.
 //! - A file is created on disk (sparse, full size) at its first flush.
 
 use std::cell::{Cell, RefCell};
@@ -27,8 +37,9 @@ use glommio::io::{BufferedFile, OpenOptions};
 
 use super::commitlog::ShardStore;
 use super::index_format::{
-    chain_step, file_name, for_each_record_key_hash, is_file_name, key_hash, record_matches,
-    ChainStep, Geometry, IndexEntry, IndexHeader, IndexTable, ENTRY_LEN, HEADER_LEN, SLOT_LEN,
+    chain_step, decode_slot_mark, encode_slot_mark, file_name, for_each_record_key_hash,
+    is_file_name, key_hash, record_matches, ChainStep, Geometry, IndexEntry, IndexHeader,
+    IndexTable, ENTRY_LEN, HEADER_LEN, SLOTS_PER_PAGE, SLOT_LEN,
 };
 use super::io::gio_err;
 use super::record::{self, Decoded, SYSFLAG_TX_MASK};
@@ -138,6 +149,8 @@ impl ShardIndex {
             .collect();
         names.sort();
         let mut files = Vec::with_capacity(names.len());
+        // Each file's slot mark (None: none, or a short file started over).
+        let mut marks: Vec<Option<i32>> = Vec::with_capacity(names.len());
         for name in names {
             let path = dir.join(&name);
             let file = open_file(&path).await?;
@@ -159,6 +172,7 @@ impl ShardIndex {
                     header: IndexHeader::fresh(0, 0),
                     table: None,
                 });
+                marks.push(None);
                 continue;
             }
             if size != geo.file_size() {
@@ -182,6 +196,7 @@ impl ShardIndex {
                 // file holds nothing the checkpoint relies on; start it over.
                 header = IndexHeader::fresh(0, 0);
             }
+            let mark_bytes = read_exact(&file, &path, geo.entry_pos(0), ENTRY_LEN as usize).await?;
             files.push(FileState {
                 created_ms: name.parse().unwrap_or(0),
                 path,
@@ -189,6 +204,7 @@ impl ShardIndex {
                 header,
                 table: None,
             });
+            marks.push(decode_slot_mark(&mark_bytes));
         }
         let idx = ShardIndex {
             cfg: cfg.clone(),
@@ -201,7 +217,7 @@ impl ShardIndex {
             flushed_timestamp: Cell::new(0),
             flush_lock: glommio::sync::Semaphore::new(1),
         };
-        if let Some(last) = files.last_mut() {
+        if let Some(last) = files.last() {
             let h = last.header;
             if h.index_count > 1 || h.end_phy_offset > 0 {
                 let end = u64::try_from(h.end_phy_offset).unwrap_or(0);
@@ -209,18 +225,24 @@ impl ShardIndex {
                 idx.durable_end.set(Some(end));
             }
             idx.flushed_timestamp.set(h.end_timestamp);
-            let full = i64::from(h.index_count) >= i64::from(geo.max_entries);
-            if !full {
-                last.table = Some(idx.load_table(last).await?);
+        }
+        let n = files.len();
+        for (i, (f, mark)) in files.iter_mut().zip(marks).enumerate() {
+            let count = f.header.index_count;
+            let full = i64::from(count) >= i64::from(geo.max_entries);
+            // The file being filled, and any file whose slot table on disk is behind its
+            // entries (a crash before its last sweep ended).
+            if (i + 1 == n && !full) || mark.is_some_and(|m| m < count) {
+                f.table = Some(idx.load_table(f, mark).await?);
             }
         }
         *idx.files.borrow_mut() = files;
         Ok(idx)
     }
 
-    /// Reads the slot table of the newest file and repairs slots a crash left pointing past
-    /// the header's entry count.
-    async fn load_table(&self, f: &FileState) -> Result<IndexTable, StoreError> {
+    /// Reads a file's slot table, replays the entries after its slot mark into it, and repairs
+    /// slots a crash left pointing past the header's entry count.
+    async fn load_table(&self, f: &FileState, mark: Option<i32>) -> Result<IndexTable, StoreError> {
         let file = f.file.clone().expect("invariant: loaded files are open");
         let bytes = read_exact(
             &file,
@@ -233,6 +255,15 @@ impl ShardIndex {
         t.slots = IndexTable::decode_slots(&bytes, self.geo.slots);
         t.header_dirty = false;
         let count = f.header.index_count;
+        if let Some(m) = mark {
+            let from = m.clamp(1, count.max(1));
+            self.replay_entries(&mut t, f, from, count).await?;
+            if from < count {
+                tracing::info!(path = %f.path.display(), from, count, "index slots replayed from entries after the slot mark");
+            }
+            t.slots_through = from;
+            t.mark_on_disk = true;
+        }
         for s in 0..self.geo.slots {
             let mut v = t.slots[s as usize];
             if (0..count).contains(&v) {
@@ -244,11 +275,37 @@ impl ShardIndex {
             }
             tracing::warn!(path = %f.path.display(), slot = s, "index slot repaired after crash");
             t.slots[s as usize] = v.max(0);
-            t.dirty_pages
-                .insert(s / super::index_format::SLOTS_PER_PAGE);
+            t.mark_page_dirty(s / SLOTS_PER_PAGE);
         }
-        t.header_dirty = !t.dirty_pages.is_empty();
+        t.complete_next = t.has_dirty_pages();
+        t.header_dirty = t.has_dirty_pages();
         Ok(t)
+    }
+
+    /// Sets the slots of entries `from..to` of `f` (read from disk in order, so each slot ends
+    /// at its newest entry).
+    async fn replay_entries(
+        &self,
+        t: &mut IndexTable,
+        f: &FileState,
+        from: i32,
+        to: i32,
+    ) -> Result<(), StoreError> {
+        const ENTRIES_PER_READ: i32 = 1 << 16;
+        let file = f.file.clone().expect("invariant: loaded files are open");
+        let mut n = from;
+        while n < to {
+            let k = (to - n).min(ENTRIES_PER_READ);
+            let at = self.geo.entry_pos(u32::try_from(n).unwrap_or(0));
+            let b = read_exact(&file, &f.path, at, k as usize * ENTRY_LEN as usize).await?;
+            for (i, e) in b.chunks_exact(ENTRY_LEN as usize).enumerate() {
+                if let Some(e) = IndexEntry::decode(e) {
+                    t.replay(n + i as i32, e.key_hash);
+                }
+            }
+            n += k;
+        }
+        Ok(())
     }
 
     pub fn enabled(&self) -> bool {
@@ -331,10 +388,11 @@ impl ShardIndex {
         });
     }
 
-    /// Writes what changed since the last flush (entries, slot pages, then header), with an
-    /// fdatasync before and after the header. Full files that are completely on disk drop their
+    /// Writes what changed since the last flush: entries, fdatasync, a slice of the dirty slot
+    /// pages (every one when `complete`, at a clean stop) and the header, fdatasync, and when a
+    /// sweep ended the slot mark, fdatasync. Full files that are completely on disk drop their
     /// in-memory table.
-    pub async fn flush(&self) -> Result<(), StoreError> {
+    pub async fn flush(&self, complete: bool) -> Result<(), StoreError> {
         let _permit = self
             .flush_lock
             .acquire_permit(1)
@@ -344,18 +402,19 @@ impl ShardIndex {
             .files
             .borrow()
             .iter()
-            .filter(|f| f.table.as_ref().is_some_and(|t| t.header_dirty))
+            .filter(|f| f.table.as_ref().is_some_and(|t| !t.is_on_disk()))
             .map(|f| f.created_ms)
             .collect();
         for ms in todo {
-            self.flush_file(ms).await?;
+            self.flush_file(ms, complete).await?;
         }
         let mut files = self.files.borrow_mut();
         let n = files.len();
         for f in files.iter_mut().take(n.saturating_sub(1)) {
-            let done = f.table.as_ref().is_some_and(|t| {
-                t.is_full() && t.pending.is_empty() && t.dirty_pages.is_empty() && !t.header_dirty
-            });
+            let done = f
+                .table
+                .as_ref()
+                .is_some_and(|t| t.is_full() && t.is_on_disk());
             if done {
                 if let Some(t) = f.table.take() {
                     f.header = t.header;
@@ -365,7 +424,7 @@ impl ShardIndex {
         Ok(())
     }
 
-    async fn flush_file(&self, ms: i64) -> Result<(), StoreError> {
+    async fn flush_file(&self, ms: i64, complete: bool) -> Result<(), StoreError> {
         let (path, file) = {
             let files = self.files.borrow();
             let Some(f) = files.iter().find(|f| f.created_ms == ms) else {
@@ -389,7 +448,9 @@ impl ShardIndex {
             }
         };
         // Snapshot what to write; entries stay readable from memory until written.
-        let (entries_at, entries, n_entries, pages, header) = {
+        // Snapshot what to write (entries and slot pages of the same moment, so no page names
+        // an entry this flush does not write); entries stay readable from memory until written.
+        let (entries_at, entries, n_entries, slots, header) = {
             let mut files = self.files.borrow_mut();
             let Some(t) = files
                 .iter_mut()
@@ -399,44 +460,46 @@ impl ShardIndex {
                 return Ok(());
             };
             let n_entries = t.pending.len() / ENTRY_LEN as usize;
-            // Adjacent dirty pages become one write.
-            let mut pages: Vec<(u64, Vec<u8>)> = Vec::new();
-            for p in std::mem::take(&mut t.dirty_pages) {
-                let (pos, bytes) = t.slot_page(p);
-                match pages.last_mut() {
-                    Some((at, run)) if *at + run.len() as u64 == pos => run.extend(bytes),
-                    _ => pages.push((pos, bytes)),
-                }
-            }
+            let slots = t.slot_write(complete);
             t.header_dirty = false;
             (
                 self.geo
                     .entry_pos(u32::try_from(t.flushed_count).unwrap_or(0)),
                 t.pending.clone(),
                 n_entries,
-                pages,
+                slots,
                 t.header,
             )
         };
+        // The entries are durable before any slot page or header that names them.
         if !entries.is_empty() {
             file.write_at(entries, entries_at)
                 .await
                 .map_err(gio_err("write index entries", &path))?;
+            file.fdatasync()
+                .await
+                .map_err(gio_err("fdatasync index", &path))?;
         }
-        for (pos, b) in pages {
+        for (pos, b) in slots.runs {
             file.write_at(b, pos)
                 .await
                 .map_err(gio_err("write index slots", &path))?;
         }
-        file.fdatasync()
-            .await
-            .map_err(gio_err("fdatasync index", &path))?;
         file.write_at(header.encode().to_vec(), 0)
             .await
             .map_err(gio_err("write index header", &path))?;
         file.fdatasync()
             .await
             .map_err(gio_err("fdatasync index", &path))?;
+        // The mark only once the pages it vouches for are durable.
+        if let Some(through) = slots.mark {
+            file.write_at(encode_slot_mark(through).to_vec(), self.geo.entry_pos(0))
+                .await
+                .map_err(gio_err("write index slot mark", &path))?;
+            file.fdatasync()
+                .await
+                .map_err(gio_err("fdatasync index", &path))?;
+        }
         if let Some(t) = self
             .files
             .borrow_mut()
@@ -446,6 +509,9 @@ impl ShardIndex {
         {
             t.pending.drain(..n_entries * ENTRY_LEN as usize);
             t.flushed_count += i32::try_from(n_entries).unwrap_or(0);
+            if let Some(through) = slots.mark {
+                t.mark_written(through);
+            }
         }
         if let Ok(end) = u64::try_from(header.end_phy_offset) {
             if header.index_count > 1 {

@@ -17,13 +17,19 @@
 //!          4  8  phy_offset        i64  GLOBAL phys offset of the record
 //!         12  4  time_diff         i32  (store_ts - begin_timestamp) / 1000, SECONDS, >= 0
 //!         16  4  prev              i32  previous entry of the same bucket, 0 = end of chain
+//!
+//! shardmq's slot mark, in the bytes of entry 0 (which upstream never writes or reads: a slot
+//! or prev of 0 means "none"):
+//!          0  4  magic             "SMQs"
+//!          4  4  slots_through     i32  the slot table on disk is complete through entry
+//!                                       slots_through - 1 (see `SlotWrite`)
+//!          8  4  crc               u32  CRC32 of bytes 0..8
+//!         12  8  zero
 //! ```
 //!
 //! The phys offsets are GLOBAL (shard id in the high 16 bits): what a client sees in an offset
 //! msgId, so a query result routes to its shard like any other offset (DESIGN §3). Keys are
 //! `topic#UNIQ_KEY` and `topic#k` for each non-empty space-separated `k` of `KEYS`.
-
-use std::collections::BTreeSet;
 
 use crate::remoting::message::{get_property, java_string_hash, keys};
 
@@ -36,6 +42,32 @@ pub const MAX_QUERY_RESULTS: usize = 64;
 pub const UNIQUE_QUERY_MAX: usize = 32;
 /// Slots per page of the slot table (dirty tracking granularity).
 pub const SLOTS_PER_PAGE: u32 = 1024;
+/// Flushes (one a second, with the consume queues) over which the slot table's dirty pages
+/// are written once: a 5 M-slot table (20 MB) goes out ~650 KB a flush, not all at once.
+pub const SLOT_SWEEP_FLUSHES: u32 = 30;
+const SLOT_MARK_MAGIC: [u8; 4] = *b"SMQs";
+
+/// The slot mark (module doc): entry 0's bytes saying through which entry the slot table on
+/// disk is complete.
+pub fn encode_slot_mark(slots_through: i32) -> [u8; ENTRY_LEN as usize] {
+    let mut b = [0u8; ENTRY_LEN as usize];
+    b[0..4].copy_from_slice(&SLOT_MARK_MAGIC);
+    b[4..8].copy_from_slice(&slots_through.to_be_bytes());
+    let crc = crc32fast::hash(&b[0..8]);
+    b[8..12].copy_from_slice(&crc.to_be_bytes());
+    b
+}
+
+/// The slot mark in entry 0's bytes, or None (a file written before marks, or by upstream:
+/// its slot table was written with every flush, so it is complete through its header's
+/// count).
+pub fn decode_slot_mark(b: &[u8]) -> Option<i32> {
+    let b = b.get(..12)?;
+    if b[0..4] != SLOT_MARK_MAGIC || crc32fast::hash(&b[0..8]).to_be_bytes() != b[8..12] {
+        return None;
+    }
+    Some(i32::from_be_bytes([b[4], b[5], b[6], b[7]]))
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct IndexHeader {
@@ -244,6 +276,10 @@ pub fn time_diff(store_ts: i64, begin: i64) -> i32 {
 /// The in-memory state of the file being filled: header, the whole slot table, and the
 /// entries not yet written to disk (entry numbers `flushed_count..header.index_count`).
 /// Entries below `flushed_count` live only on disk.
+///
+/// The slot table reaches the disk lazily (`slot_write`): entries and header are flushed every
+/// time, dirty slot pages a slice per flush, and the slot mark says through which entry the
+/// table on disk is complete; a restart replays the entries after the mark into the slots.
 #[derive(Debug, Clone)]
 pub struct IndexTable {
     pub geo: Geometry,
@@ -252,10 +288,30 @@ pub struct IndexTable {
     /// Encoded entries from `flushed_count` on.
     pub pending: Vec<u8>,
     pub flushed_count: i32,
-    /// Pages of the slot table changed since the last flush.
-    pub dirty_pages: BTreeSet<u32>,
+    /// Pages of the slot table changed since they were last written (a bit per page).
+    dirty: Vec<u64>,
+    dirty_count: u32,
     /// Whether the header changed since the last flush.
     pub header_dirty: bool,
+    /// The slot mark on disk (or, while `mark_on_disk` is false, the one to write: a fresh
+    /// file's all-zero slots are complete through entry 0, a file loaded without a mark
+    /// through its count).
+    pub slots_through: i32,
+    pub mark_on_disk: bool,
+    /// The next flush writes every dirty page and a mark through the count (set at load when
+    /// replay or repair changed slots: a second crash must not find those pages stale).
+    pub complete_next: bool,
+    /// The sweep writing the dirty pages: next page, and the entry count when it began.
+    sweep_next: u32,
+    sweep_from: i32,
+}
+
+/// What one flush writes of the slot table: runs of adjacent pages (file position, bytes),
+/// then, once those are durable, the slot mark.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct SlotWrite {
+    pub runs: Vec<(u64, Vec<u8>)>,
+    pub mark: Option<i32>,
 }
 
 impl IndexTable {
@@ -267,9 +323,120 @@ impl IndexTable {
             slots: vec![0; geo.slots as usize],
             pending: Vec::new(),
             flushed_count: header.index_count,
-            dirty_pages: BTreeSet::new(),
+            dirty: vec![0; geo.slots.div_ceil(SLOTS_PER_PAGE).div_ceil(64) as usize],
+            dirty_count: 0,
             header_dirty: true,
+            slots_through: header.index_count,
+            mark_on_disk: false,
+            complete_next: false,
+            sweep_next: 0,
+            sweep_from: header.index_count,
         }
+    }
+
+    /// Pages of the slot table.
+    pub fn page_count(&self) -> u32 {
+        self.geo.slots.div_ceil(SLOTS_PER_PAGE)
+    }
+
+    pub fn mark_page_dirty(&mut self, p: u32) {
+        let (w, bit) = ((p / 64) as usize, 1u64 << (p % 64));
+        if self.dirty[w] & bit == 0 {
+            self.dirty[w] |= bit;
+            self.dirty_count += 1;
+        }
+    }
+
+    pub fn has_dirty_pages(&self) -> bool {
+        self.dirty_count > 0
+    }
+
+    /// Nothing of this table is left to write: entries, header, slots and a mark through the
+    /// count are all on disk (a full file in this state drops its table).
+    pub fn is_on_disk(&self) -> bool {
+        self.pending.is_empty()
+            && !self.header_dirty
+            && !self.has_dirty_pages()
+            && self.mark_on_disk
+            && self.slots_through >= self.header.index_count
+    }
+
+    /// Sets the slot of entry `n`'s key (replay of entries after the slot mark at load).
+    pub fn replay(&mut self, n: i32, key_hash: i32) {
+        let slot = self.geo.slot_of(key_hash);
+        if self.slots[slot as usize] != n {
+            self.slots[slot as usize] = n;
+            self.mark_page_dirty(slot / SLOTS_PER_PAGE);
+        }
+    }
+
+    /// Encodes and clears the dirty pages in `[from, to)`; adjacent pages become one run.
+    fn take_dirty_runs(&mut self, from: u32, to: u32) -> Vec<(u64, Vec<u8>)> {
+        let mut runs: Vec<(u64, Vec<u8>)> = Vec::new();
+        for p in from..to {
+            let (w, bit) = ((p / 64) as usize, 1u64 << (p % 64));
+            if self.dirty[w] & bit == 0 {
+                continue;
+            }
+            self.dirty[w] &= !bit;
+            self.dirty_count -= 1;
+            let (pos, bytes) = self.slot_page(p);
+            match runs.last_mut() {
+                Some((at, run)) if *at + run.len() as u64 == pos => run.extend(bytes),
+                _ => runs.push((pos, bytes)),
+            }
+        }
+        runs
+    }
+
+    /// What this flush writes of the slot table. `complete` (a clean stop): every dirty page,
+    /// and a mark through the current count. Otherwise the sweep's next
+    /// `ceil(pages / SLOT_SWEEP_FLUSHES)` pages; when the sweep has passed the last page, a
+    /// mark through the count at which it began (every page on disk then holds its state from
+    /// that moment or later: written by the sweep, or unchanged since it was written), and
+    /// the next sweep begins. With no dirty page at all, the table on disk is complete through
+    /// the current count. The caller writes the runs, syncs, and only then writes the mark,
+    /// and calls `mark_written` once that is durable.
+    pub fn slot_write(&mut self, complete: bool) -> SlotWrite {
+        let count = self.header.index_count;
+        let pages = self.page_count();
+        let mut w = SlotWrite::default();
+        let complete = complete || std::mem::take(&mut self.complete_next);
+        if complete || !self.has_dirty_pages() {
+            w.runs = self.take_dirty_runs(0, pages);
+            self.sweep_next = 0;
+            self.sweep_from = count;
+            if !self.mark_on_disk || self.slots_through < count {
+                w.mark = Some(count);
+            }
+            return w;
+        }
+        let to = (self.sweep_next + pages.div_ceil(SLOT_SWEEP_FLUSHES)).min(pages);
+        w.runs = self.take_dirty_runs(self.sweep_next, to);
+        self.sweep_next = to;
+        if to == pages {
+            let through = if self.has_dirty_pages() {
+                self.sweep_from
+            } else {
+                count
+            };
+            if !self.mark_on_disk || self.slots_through < through {
+                w.mark = Some(through);
+            }
+            self.sweep_next = 0;
+            self.sweep_from = count;
+        } else if !self.mark_on_disk {
+            // A file's first flush: its mark (fresh: nothing; loaded: what was found) goes out
+            // at once, so a crash before the sweep ends never leaves a file without one.
+            w.mark = Some(self.slots_through);
+        }
+        w
+    }
+
+    /// The slot mark `through` is durable.
+    pub fn mark_written(&mut self, through: i32) {
+        self.slots_through = through;
+        self.mark_on_disk = true;
     }
 
     /// `indexCount >= maxIndexNum` (entry 0 is unused, so a file holds `max - 1` entries).
@@ -301,7 +468,7 @@ impl IndexTable {
         };
         self.pending.extend_from_slice(&entry.encode());
         self.slots[slot as usize] = n;
-        self.dirty_pages.insert(slot / SLOTS_PER_PAGE);
+        self.mark_page_dirty(slot / SLOTS_PER_PAGE);
         self.header.index_count = n + 1;
         self.header.end_phy_offset = phy;
         self.header.end_timestamp = store_ts;
@@ -535,6 +702,109 @@ mod tests {
         assert_eq!(bytes.len(), 32);
         assert_eq!(&bytes[4..8], &[0, 0, 0, 3]);
         assert_eq!(IndexTable::decode_slots(&bytes, 8), t.slots);
+    }
+
+    #[test]
+    fn slot_marks_round_trip_and_refuse_damage() {
+        for v in [1, 61, i32::MAX] {
+            assert_eq!(decode_slot_mark(&encode_slot_mark(v)), Some(v));
+        }
+        // Upstream's (and older shardmq's) entry 0: zeros, no mark.
+        assert_eq!(decode_slot_mark(&[0u8; ENTRY_LEN as usize]), None);
+        let mut b = encode_slot_mark(61);
+        b[5] ^= 1;
+        assert_eq!(decode_slot_mark(&b), None, "count changed under its CRC");
+        assert_eq!(decode_slot_mark(&b[..8]), None, "short");
+    }
+
+    /// A key hashing to slot page `p` (slot `p * SLOTS_PER_PAGE + k`).
+    fn hash_in_page(p: u32, k: u32) -> i32 {
+        (p * SLOTS_PER_PAGE + k) as i32
+    }
+
+    #[test]
+    fn slot_sweep_writes_a_slice_per_flush_and_marks_what_it_covered() {
+        let pages = 60; // 2 pages a flush
+        let geo = Geometry {
+            slots: pages * SLOTS_PER_PAGE,
+            max_entries: 1000,
+        };
+        let mut t = IndexTable::new(geo, IndexHeader::fresh(0, 0));
+        let page_of = |pos: u64| ((pos - HEADER_LEN) / SLOT_LEN) as u32 / SLOTS_PER_PAGE;
+        let pages_of = |w: &SlotWrite| -> Vec<u32> {
+            w.runs
+                .iter()
+                .flat_map(|(pos, b)| {
+                    let first = page_of(*pos);
+                    let n = b.len() as u32 / (SLOTS_PER_PAGE * SLOT_LEN as u32);
+                    first..first + n
+                })
+                .collect()
+        };
+        for p in [0, 1, 10, 59] {
+            t.put(hash_in_page(p, 7), 100 + i64::from(p), 1_000);
+        }
+        // First flush of a fresh file: the first slice, and at once the mark of its all-zero
+        // slot table (complete through nothing).
+        let w = t.slot_write(false);
+        assert_eq!(pages_of(&w), vec![0, 1], "adjacent pages, one run");
+        assert_eq!(w.runs.len(), 1);
+        assert_eq!(w.mark, Some(1));
+        t.mark_written(1);
+        let mut written = Vec::new();
+        let mut marks = Vec::new();
+        for _ in 1..30 {
+            let w = t.slot_write(false);
+            written.extend(pages_of(&w));
+            marks.extend(w.mark);
+        }
+        assert_eq!(written, vec![10, 59]);
+        // The sweep ended with nothing dirty: complete through the current count.
+        assert_eq!(marks, vec![5]);
+        t.mark_written(5);
+        assert!(t.is_on_disk() || !t.pending.is_empty());
+
+        // A page changed behind the cursor during a sweep keeps the mark at the sweep's start.
+        t.put(hash_in_page(50, 1), 500, 2_000); // entry 5
+        for _ in 0..2 {
+            assert_eq!(pages_of(&t.slot_write(false)), Vec::<u32>::new());
+        }
+        // The cursor is at page 4: page 3 is behind it, page 40 ahead.
+        t.put(hash_in_page(3, 2), 600, 2_000);
+        t.put(hash_in_page(40, 2), 700, 2_000);
+        let mut written = Vec::new();
+        let mut marks = Vec::new();
+        for _ in 2..30 {
+            let w = t.slot_write(false);
+            written.extend(pages_of(&w));
+            marks.extend(w.mark);
+        }
+        assert_eq!(written, vec![40, 50]);
+        assert!(
+            marks.is_empty(),
+            "page 3 still dirty: only the sweep's start (5) is vouched for, and that is on disk"
+        );
+        // The next sweep began at count 8: page 3 goes out, and a key lands behind the cursor.
+        assert!(pages_of(&t.slot_write(false)).is_empty());
+        assert_eq!(pages_of(&t.slot_write(false)), vec![3]);
+        t.put(hash_in_page(1, 3), 800, 2_000); // entry 8
+        let mut marks = Vec::new();
+        for _ in 2..30 {
+            marks.extend(t.slot_write(false).mark);
+        }
+        assert_eq!(
+            marks,
+            vec![8],
+            "through the sweep's start, not the count (9)"
+        );
+        t.mark_written(8);
+        // A clean stop writes what is left and marks the count.
+        let w = t.slot_write(true);
+        assert_eq!(pages_of(&w), vec![1]);
+        assert_eq!(w.mark, Some(9));
+        t.mark_written(9);
+        assert!(!t.has_dirty_pages());
+        assert_eq!(t.slot_write(false), SlotWrite::default(), "nothing left");
     }
 
     #[test]

@@ -286,6 +286,95 @@ fn stale_header_after_crash_is_repaired_and_reindexed() {
     });
 }
 
+/// The slot table goes out a slice per flush: after a crash mid-sweep the disk holds stale
+/// slots and a slot mark behind the header's count, and the open replays the entries after the
+/// mark (ARCHITECTURE 15a). A file without a mark (upstream's, older shardmq's) is taken as
+/// complete.
+#[test]
+fn lazy_slot_table_is_replayed_after_a_crash() {
+    use super::index_format::{decode_slot_mark, index_key, key_hash, ENTRY_LEN, SLOTS_PER_PAGE};
+    let dir = test_dir("lazyslots");
+    let mut c = cfg(&dir);
+    c.index.max_hash_slot_num = 64 * SLOTS_PER_PAGE; // 3 pages a flush
+    c.index.max_index_num = 4000; // one file
+    let geo = c.index.geometry();
+    let header_and_mark = |f: &Path| {
+        let b = std::fs::read(f).unwrap();
+        let h = IndexHeader::decode(&b[..HEADER_LEN as usize]).unwrap();
+        let at = geo.entry_pos(0) as usize;
+        (
+            h.index_count,
+            decode_slot_mark(&b[at..at + ENTRY_LEN as usize]),
+        )
+    };
+    let disk_slot = |f: &Path, key: &str| {
+        let b = std::fs::read(f).unwrap();
+        let slot = geo.slot_of(key_hash(&index_key("T", key)));
+        let at = geo.slot_pos(slot) as usize;
+        (
+            slot / SLOTS_PER_PAGE,
+            i32::from_be_bytes(b[at..at + 4].try_into().unwrap()),
+        )
+    };
+    let c1 = c.clone();
+    run(move || async move {
+        let s = ShardStore::open(c1, ShardId(0), false).await.unwrap();
+        put_keyed(&s, "T", 0, 20).await; // 3 keys each: k<i>, common, U<i>
+        s.shutdown().await.unwrap();
+    });
+    let f = index_file(&dir, 0);
+    assert_eq!(
+        header_and_mark(&f),
+        (61, Some(61)),
+        "a clean stop writes every slot"
+    );
+    let (c2, c3) = (c.clone(), c.clone());
+    run(move || async move {
+        let s = ShardStore::open(c2, ShardId(0), false).await.unwrap();
+        put_keyed(&s, "T", 20, 40).await;
+        // One flush: entries and header, and the sweep's first slice (pages 0-2) of the slots.
+        s.flush_consume_queues(false).await.unwrap();
+        drop(s); // kill -9
+    });
+    let (count, mark) = header_and_mark(&f);
+    assert_eq!((count, mark), (181, Some(61)));
+    // Entries 61.. are durable, but a key whose slot page the sweep has not reached still
+    // names an entry of the first run on disk.
+    let stale: Vec<String> = (20..60)
+        .map(|i| format!("k{i}"))
+        .chain(["common".to_string()])
+        .filter(|k| disk_slot(&f, k).0 >= 3)
+        .collect();
+    assert!(!stale.is_empty());
+    for k in &stale {
+        assert!(disk_slot(&f, k).1 < 61, "{k}: slot on disk is stale");
+    }
+    run(move || async move {
+        let s = ShardStore::open(c3, ShardId(0), true).await.unwrap();
+        assert_all_found(&s, 60).await;
+        s.shutdown().await.unwrap();
+    });
+    assert_eq!(header_and_mark(&f), (181, Some(181)));
+    for k in &stale {
+        assert!(disk_slot(&f, k).1 >= 61, "{k}: written at the stop");
+    }
+    // No mark (entry 0 all zeros, as upstream leaves it): the slot table is trusted as is.
+    {
+        use std::os::unix::fs::FileExt;
+        let file = std::fs::OpenOptions::new().write(true).open(&f).unwrap();
+        file.write_all_at(&[0u8; ENTRY_LEN as usize], geo.entry_pos(0))
+            .unwrap();
+    }
+    run(move || async move {
+        let s = ShardStore::open(c, ShardId(0), true).await.unwrap();
+        assert_all_found(&s, 60).await;
+        put_keyed(&s, "T", 60, 4).await;
+        assert_all_found(&s, 64).await; // 64: the most one query returns
+        s.shutdown().await.unwrap();
+    });
+    assert_eq!(header_and_mark(&f), (193, Some(193)));
+}
+
 /// A kill -9 between creating an index file and sizing it leaves it short (empty): the store
 /// still opens, every key is found, and new keys are indexed.
 #[test]
