@@ -19,9 +19,9 @@
 //!   1/`SLOT_SWEEP_FLUSHES` of the table's pages where dirty; when a sweep has passed every
 //!   page, the slot mark (entry 0's bytes, unused by upstream) records through which entry
 //!   the table on disk is complete; a clean stop writes everything. Loading replays the
-//!   entries after the mark into the slots. Why: keys hash uniformly over 5 M slots, so a
-//!   second's keys dirty every page of the 20 MB table, and writing it every second was
-//!   ~20 MB/s of device writes competing with the commit log's group commits.
+//!   entries after the mark into the slots. Why: a key's slot can be anywhere in the 5 M-slot
+//!   table, so a second of uniformly spread keys dirties every page of its 20 MB, and writing
+//!   them all every second was ~20 MB/s of device writes beside the commit log's.
 //! - A crash between a slot write and the header write can leave slots naming entries beyond
 //!   the header's count; loading repairs them by following those entries' `prev` links (the
 //!   entries a written slot page names were synced before it). Pages changed by replay or
@@ -447,7 +447,6 @@ impl ShardIndex {
                 f
             }
         };
-        // Snapshot what to write; entries stay readable from memory until written.
         // Snapshot what to write (entries and slot pages of the same moment, so no page names
         // an entry this flush does not write); entries stay readable from memory until written.
         let (entries_at, entries, n_entries, slots, header) = {
