@@ -52,6 +52,8 @@ struct Proc {
     log: PathBuf,
     home: PathBuf,
     child: Option<Child>,
+    /// Where the current run's output begins in `log` (runs append to one file).
+    run_start: usize,
 }
 
 impl Proc {
@@ -61,6 +63,7 @@ impl Proc {
             .append(true)
             .open(&self.log)
             .unwrap();
+        self.run_start = log.metadata().map_or(0, |m| m.len() as usize);
         fs::create_dir_all(&self.home).unwrap();
         let child = Command::new(&self.exe)
             .args(&self.args)
@@ -83,6 +86,12 @@ impl Proc {
 
     fn log_text(&self) -> String {
         fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// The current run's output.
+    fn run_log(&self) -> String {
+        let text = self.log_text();
+        text.get(self.run_start..).unwrap_or_default().to_string()
     }
 }
 
@@ -148,6 +157,7 @@ impl Seed {
                     home: d.join("home"),
                     name,
                     child: None,
+                    run_start: 0,
                 },
             );
         }
@@ -185,6 +195,7 @@ impl Seed {
                     home: dir.path.join(&name).join("home"),
                     name,
                     child: None,
+                    run_start: 0,
                 },
             );
         }
@@ -225,10 +236,10 @@ impl Seed {
             let p = &self.procs[name];
             let deadline = Instant::now() + Duration::from_secs(30);
             loop {
-                let text = p.log_text();
-                let starts = text.matches("boot success").count();
-                let last_boot = text.rfind("boot success").unwrap_or(0);
-                if starts > 0 && text[last_boot..].contains("replicating from the master") {
+                // This run's lines, in any order: a shard may connect before main logs the
+                // boot.
+                let text = p.run_log();
+                if text.contains("boot success") && text.contains("replicating from the master") {
                     break;
                 }
                 assert!(
