@@ -401,3 +401,94 @@ fn short_index_file_left_by_a_crash_opens() {
         .len();
     assert!(size > 0, "the short file was sized");
 }
+
+/// A crash leaves a slot page newer than the header (a slot names an entry past the count);
+/// the open repairs the slot, and that page must reach the disk at the open's first flush: the
+/// entry it named is reused by the next key, so after a second crash a stale copy of the page
+/// would send a query for the older key down another key's chain.
+#[test]
+fn slots_repaired_at_open_are_written_before_a_second_crash() {
+    use super::index::ShardIndex;
+    use super::index_format::{index_key, key_hash, ENTRY_LEN, SLOTS_PER_PAGE};
+    let dir = test_dir("repair2");
+    let mut c = cfg(&dir).index;
+    c.max_hash_slot_num = 64 * SLOTS_PER_PAGE; // the first flush's slice: pages 0-2
+    c.max_index_num = 4000;
+    let geo = c.geometry();
+    let slot = |k: &str| geo.slot_of(key_hash(&index_key("T", k)));
+    let find = |prefix: &str, ok: &dyn Fn(u32) -> bool| {
+        (0..1_000_000)
+            .map(|i| format!("{prefix}{i}"))
+            .find(|k| ok(slot(k)))
+            .unwrap()
+    };
+    // A and B share a slot outside the first slice; C lands elsewhere.
+    let a = find("a", &|s| s / SLOTS_PER_PAGE >= 3);
+    let b = find("b", &|s| s == slot(&a));
+    let cc = find("c", &|s| s != slot(&a));
+    let record = |key: &str, phys: i64| {
+        let props = format!("KEYS\u{1}{key}");
+        let mut out = Vec::new();
+        record::encode(
+            &record::RecordFields {
+                queue_id: 0,
+                flag: 0,
+                queue_offset: 0,
+                phys_offset: phys,
+                sys_flag: 0,
+                born_timestamp: 1_700_000_000_000,
+                born_host: "127.0.0.1:50000".parse().unwrap(),
+                store_timestamp: 1_700_000_000_000,
+                store_host: "127.0.0.1:10911".parse().unwrap(),
+                reconsume_times: 0,
+                prepared_tx_offset: 0,
+                body: b"x",
+                topic: "T",
+                properties: &props,
+            },
+            &mut out,
+        );
+        out
+    };
+    let (c1, c2, c3) = (c.clone(), c.clone(), c.clone());
+    let (a1, b1, a3, c4) = (a.clone(), b.clone(), a.clone(), cc.clone());
+    run(move || async move {
+        let idx = ShardIndex::open(&c1, ShardId(0)).await.unwrap();
+        idx.dispatch_bytes(0, &record(&a1, 0)); // entry 1
+        idx.flush(true).await.unwrap();
+    });
+    let f = index_file(&dir, 0);
+    let first = std::fs::read(&f).unwrap();
+    run(move || async move {
+        let idx = ShardIndex::open(&c2, ShardId(0)).await.unwrap();
+        idx.dispatch_bytes(1000, &record(&b1, 1000)); // entry 2, same slot as A
+        idx.flush(true).await.unwrap();
+    });
+    // The crash: slots and entries of the second run on disk, its header and mark not.
+    {
+        use std::os::unix::fs::FileExt;
+        let file = std::fs::OpenOptions::new().write(true).open(&f).unwrap();
+        file.write_all_at(&first[..HEADER_LEN as usize], 0).unwrap();
+        let m = geo.entry_pos(0) as usize;
+        file.write_all_at(&first[m..m + ENTRY_LEN as usize], m as u64)
+            .unwrap();
+    }
+    let c_rec = record(&cc, 2000);
+    run(move || async move {
+        let idx = ShardIndex::open(&c3, ShardId(0)).await.unwrap();
+        idx.flush(false).await.unwrap(); // the store's flush at open
+        idx.dispatch_bytes(2000, &c_rec); // entry 2 again: C, in another slot
+        idx.flush(false).await.unwrap();
+        // kill -9
+    });
+    run(move || async move {
+        let idx = ShardIndex::open(&c, ShardId(0)).await.unwrap();
+        let q = |k: String| {
+            let idx = &idx;
+            async move { idx.query("T", &k, 8, 0, i64::MAX).await.unwrap() }
+        };
+        assert_eq!(q(a3).await, vec![global_offset(ShardId(0), 0)], "A's slot");
+        assert_eq!(q(c4).await, vec![global_offset(ShardId(0), 2000)]);
+        assert!(q(b).await.is_empty(), "B never reached a header");
+    });
+}
