@@ -741,6 +741,16 @@ mod tests {
                 })
                 .collect()
         };
+        // `n` flushes: the pages they wrote and the marks they asked for.
+        let flushes = |t: &mut IndexTable, n: usize| {
+            let (mut written, mut marks) = (Vec::new(), Vec::new());
+            for _ in 0..n {
+                let w = t.slot_write(false);
+                written.extend(pages_of(&w));
+                marks.extend(w.mark);
+            }
+            (written, marks)
+        };
         for p in [0, 1, 10, 59] {
             t.put(hash_in_page(p, 7), 100 + i64::from(p), 1_000);
         }
@@ -751,18 +761,12 @@ mod tests {
         assert_eq!(w.runs.len(), 1);
         assert_eq!(w.mark, Some(1));
         t.mark_written(1);
-        let mut written = Vec::new();
-        let mut marks = Vec::new();
-        for _ in 1..30 {
-            let w = t.slot_write(false);
-            written.extend(pages_of(&w));
-            marks.extend(w.mark);
-        }
+        let (written, marks) = flushes(&mut t, 29);
         assert_eq!(written, vec![10, 59]);
         // The sweep ended with nothing dirty: complete through the current count.
         assert_eq!(marks, vec![5]);
         t.mark_written(5);
-        assert!(t.is_on_disk() || !t.pending.is_empty());
+        assert!(!t.has_dirty_pages());
 
         // A page changed behind the cursor during a sweep keeps the mark at the sweep's start.
         t.put(hash_in_page(50, 1), 500, 2_000); // entry 5
@@ -772,13 +776,7 @@ mod tests {
         // The cursor is at page 4: page 3 is behind it, page 40 ahead.
         t.put(hash_in_page(3, 2), 600, 2_000);
         t.put(hash_in_page(40, 2), 700, 2_000);
-        let mut written = Vec::new();
-        let mut marks = Vec::new();
-        for _ in 2..30 {
-            let w = t.slot_write(false);
-            written.extend(pages_of(&w));
-            marks.extend(w.mark);
-        }
+        let (written, marks) = flushes(&mut t, 28);
         assert_eq!(written, vec![40, 50]);
         assert!(
             marks.is_empty(),
@@ -788,10 +786,7 @@ mod tests {
         assert!(pages_of(&t.slot_write(false)).is_empty());
         assert_eq!(pages_of(&t.slot_write(false)), vec![3]);
         t.put(hash_in_page(1, 3), 800, 2_000); // entry 8
-        let mut marks = Vec::new();
-        for _ in 2..30 {
-            marks.extend(t.slot_write(false).mark);
-        }
+        let (_, marks) = flushes(&mut t, 28);
         assert_eq!(
             marks,
             vec![8],

@@ -2,7 +2,7 @@
 //! rollover, clean restart, crash (index not flushed), lost index files (`messageIndexSafe`),
 //! retention deletion, and the checkpoint's index timestamp.
 
-use crate::store::test_util::{base_config, run, test_dir};
+use crate::store::test_util::{base_config, run, sample_record, test_dir};
 use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
@@ -426,42 +426,25 @@ fn slots_repaired_at_open_are_written_before_a_second_crash() {
     let a = find("a", &|s| s / SLOTS_PER_PAGE >= 3);
     let b = find("b", &|s| s == slot(&a));
     let cc = find("c", &|s| s != slot(&a));
-    let record = |key: &str, phys: i64| {
+    // Indexed at the offset `dispatch_bytes` is given; the record's own fields do not matter.
+    let record = |key: &str| {
         let props = format!("KEYS\u{1}{key}");
         let mut out = Vec::new();
-        record::encode(
-            &record::RecordFields {
-                queue_id: 0,
-                flag: 0,
-                queue_offset: 0,
-                phys_offset: phys,
-                sys_flag: 0,
-                born_timestamp: 1_700_000_000_000,
-                born_host: "127.0.0.1:50000".parse().unwrap(),
-                store_timestamp: 1_700_000_000_000,
-                store_host: "127.0.0.1:10911".parse().unwrap(),
-                reconsume_times: 0,
-                prepared_tx_offset: 0,
-                body: b"x",
-                topic: "T",
-                properties: &props,
-            },
-            &mut out,
-        );
+        record::encode(&sample_record(b"x", "T", &props), &mut out);
         out
     };
     let (c1, c2, c3) = (c.clone(), c.clone(), c.clone());
     let (a1, b1, a3, c4) = (a.clone(), b.clone(), a.clone(), cc.clone());
     run(move || async move {
         let idx = ShardIndex::open(&c1, ShardId(0)).await.unwrap();
-        idx.dispatch_bytes(0, &record(&a1, 0)); // entry 1
+        idx.dispatch_bytes(0, &record(&a1)); // entry 1
         idx.flush(true).await.unwrap();
     });
     let f = index_file(&dir, 0);
     let first = std::fs::read(&f).unwrap();
     run(move || async move {
         let idx = ShardIndex::open(&c2, ShardId(0)).await.unwrap();
-        idx.dispatch_bytes(1000, &record(&b1, 1000)); // entry 2, same slot as A
+        idx.dispatch_bytes(1000, &record(&b1)); // entry 2, same slot as A
         idx.flush(true).await.unwrap();
     });
     // The crash: slots and entries of the second run on disk, its header and mark not.
@@ -473,7 +456,7 @@ fn slots_repaired_at_open_are_written_before_a_second_crash() {
         file.write_all_at(&first[m..m + ENTRY_LEN as usize], m as u64)
             .unwrap();
     }
-    let c_rec = record(&cc, 2000);
+    let c_rec = record(&cc);
     run(move || async move {
         let idx = ShardIndex::open(&c3, ShardId(0)).await.unwrap();
         idx.flush(false).await.unwrap(); // the store's flush at open

@@ -357,34 +357,7 @@ pub use crate::remoting::message::java_string_hash;
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn sample<'a>(body: &'a [u8], topic: &'a str, props: &'a str) -> RecordFields<'a> {
-        RecordFields {
-            queue_id: 3,
-            flag: 7,
-            queue_offset: 42,
-            phys_offset: (1i64 << 48) | 4096,
-            sys_flag: 0,
-            born_timestamp: 1_700_000_000_000,
-            born_host: "10.0.0.2:50123".parse().unwrap(),
-            store_timestamp: 1_700_000_000_123,
-            store_host: "10.0.0.1:10911".parse().unwrap(),
-            reconsume_times: 1,
-            prepared_tx_offset: 0,
-            body: b"hello",
-            topic: "TopicA",
-            properties: props,
-        }
-        .with(body, topic)
-    }
-
-    impl<'a> RecordFields<'a> {
-        fn with(mut self, body: &'a [u8], topic: &'a str) -> Self {
-            self.body = body;
-            self.topic = topic;
-            self
-        }
-    }
+    use crate::store::test_util::sample_record as sample;
 
     #[test]
     fn encode_matches_hand_built_bytes() {

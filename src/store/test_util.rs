@@ -6,6 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 
+use super::record::RecordFields;
 use super::{FlushMode, IndexConfig, StoreConfig};
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);
@@ -88,5 +89,26 @@ pub fn base_config(dir: &Path, mode: FlushMode) -> StoreConfig {
             enable: true,
             safe: false,
         },
+    }
+}
+
+/// A record's fields with fixed header values (queue 3, flag 7, queue offset 42, phys offset
+/// shard 1 + 4096, fixed hosts and timestamps) around the given body, topic and properties.
+pub fn sample_record<'a>(body: &'a [u8], topic: &'a str, props: &'a str) -> RecordFields<'a> {
+    RecordFields {
+        queue_id: 3,
+        flag: 7,
+        queue_offset: 42,
+        phys_offset: (1i64 << 48) | 4096,
+        sys_flag: 0,
+        born_timestamp: 1_700_000_000_000,
+        born_host: "10.0.0.2:50123".parse().unwrap(),
+        store_timestamp: 1_700_000_000_123,
+        store_host: "10.0.0.1:10911".parse().unwrap(),
+        reconsume_times: 1,
+        prepared_tx_offset: 0,
+        body,
+        topic,
+        properties: props,
     }
 }
