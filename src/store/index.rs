@@ -569,14 +569,23 @@ impl ShardIndex {
                 let i = files.iter().position(|f| f.created_ms == *ms);
                 i.map(|i| files.remove(i))
             };
+            // Closed first, so the unlink (on glommio's blocking thread) frees the blocks there;
+            // a query still reading it keeps it open, and its blocks go once that is done.
+            let mut held = None;
             if let Some(f) = st.and_then(|s| s.file) {
-                if let Ok(f) = Rc::try_unwrap(f) {
-                    let _ = f.close().await;
+                match Rc::try_unwrap(f) {
+                    Ok(f) => {
+                        let _ = f.close().await;
+                    }
+                    Err(f) => held = Some(f),
                 }
             }
             glommio::io::remove(path)
                 .await
                 .map_err(gio_err("remove index", path))?;
+            if let Some(f) = held {
+                glommio::spawn_local(super::io::release_unlinked(f, path.clone())).detach();
+            }
             tracing::info!(path = %path.display(), "index file deleted (below the commit-log minimum)");
         }
         Ok(victims.len())

@@ -8,6 +8,7 @@
 //! with EOPNOTSUPP on virtio/ext4. Opening a file with real data first makes the probe hit the
 //! device, which then answers "not supported", and glommio caches "no polling".
 
+use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::sync::Arc;
@@ -67,6 +68,61 @@ pub fn list_numbered_files(dir: &Path) -> Result<Vec<(u64, PathBuf)>, StoreError
     }
     out.sort_unstable();
     Ok(out)
+}
+
+/// How often `release_unlinked` looks whether the reads holding a deleted file are done.
+const RELEASE_POLL: std::time::Duration = std::time::Duration::from_millis(10);
+
+/// Frees an unlinked file's blocks on the blocking pool, then closes it (ARCHITECTURE 15d).
+/// Whoever drops the last reference to an unlinked inode frees its blocks in that system
+/// call, and on a filesystem mounted `discard` (these machines' ext4) that includes a
+/// synchronous discard of every block: 0.6-0.7 s for a 1 GiB commit-log file, measured as a
+/// stall of the whole shard when glommio's close ran it there. So: wait until reads in flight
+/// (which hold clones of `file`) are done, truncate the file to zero length on the blocking
+/// pool (the blocks, and their discard, go there), and only then close it on the shard.
+/// Errors are logged: the file is already unlinked, and closing frees what is left.
+pub(crate) async fn release_unlinked<F: ClosableFile>(file: Rc<F>, path: PathBuf) {
+    while Rc::strong_count(&file) > 1 {
+        glommio::timer::sleep(RELEASE_POLL).await;
+    }
+    let fd = file.as_raw_fd();
+    // `file` stays open (held here) until the job has returned.
+    let truncated = glommio::executor()
+        .spawn_blocking(move || {
+            // SAFETY: `fd` is an open descriptor owned by `file`, which outlives this call.
+            match unsafe { libc::ftruncate(fd, 0) } {
+                0 => Ok(()),
+                _ => Err(std::io::Error::last_os_error()),
+            }
+        })
+        .await;
+    if let Err(e) = truncated {
+        tracing::warn!(path = %path.display(), error = %e,
+            "freeing the blocks of a deleted file before closing it; closing frees them");
+    }
+    if let Ok(f) = Rc::try_unwrap(file) {
+        if let Err(e) = f.close_file().await {
+            tracing::warn!(path = %path.display(), error = %e, "closing a deleted file");
+        }
+    }
+}
+
+/// The glommio files the store deletes while they may be open (commit log: DMA; index:
+/// buffered).
+pub(crate) trait ClosableFile: AsRawFd + Sized + 'static {
+    async fn close_file(self) -> glommio::Result<(), ()>;
+}
+
+impl ClosableFile for DmaFile {
+    async fn close_file(self) -> glommio::Result<(), ()> {
+        self.close().await
+    }
+}
+
+impl ClosableFile for glommio::io::BufferedFile {
+    async fn close_file(self) -> glommio::Result<(), ()> {
+        self.close().await
+    }
 }
 
 /// Removes a file and fsyncs its directory, so the removal survives a power loss (blocking:

@@ -18,8 +18,10 @@
 //! unlinked first; only then is it taken out of the segment list and the queues' min offsets
 //! corrected, in one synchronous step, so a new read never looks for it. A read already in
 //! flight holds its own `Rc<DmaFile>` (reader.rs clones the segment before awaiting): the
-//! unlinked inode stays readable until that last handle is dropped, then glommio closes the fd
-//! and the kernel frees the blocks. Consume-queue files are dropped from memory under the CQ
+//! unlinked inode stays readable until that last handle is dropped; then the blocks are freed
+//! by a truncate on the blocking pool and the fd is closed (`io::release_unlinked`: freeing a
+//! 1 GiB file's blocks stalls the thread that does it for most of a second on a `discard`
+//! mount). Consume-queue files are dropped from memory under the CQ
 //! flush lock, so no flush can recreate a file being deleted.
 
 use std::cell::Cell;
@@ -495,10 +497,9 @@ impl ShardStore {
                 "deleted expired commit-log file"
             );
             deleted += 1;
-            // The last handle closes the fd; a read in flight keeps its own until it is done.
-            if let Ok(file) = Rc::try_unwrap(seg.file) {
-                let _ = file.close().await;
-            }
+            // A read in flight keeps its own handle until it is done; the blocks are freed off
+            // the shard after that, then the file is closed.
+            glommio::spawn_local(super::io::release_unlinked(seg.file, path)).detach();
         }
         Ok(deleted)
     }

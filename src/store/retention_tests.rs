@@ -251,6 +251,10 @@ fn a_read_in_flight_survives_the_deletion_of_its_file() {
         put_n(&s, "TopicA", 0, 150).await;
         // What reader.rs holds while its DMA read is under way: a clone of the segment.
         let held = s.log.borrow().segments[0].clone();
+        let file_size = std::fs::metadata(&held.path).unwrap().len();
+        // A descriptor of the test's own: it keeps the inode, and shows its length after the
+        // store let go of it.
+        let witness = std::fs::File::open(&held.path).unwrap();
         let now = Now {
             ms: Now::system().ms,
             local_hour: 4,
@@ -266,7 +270,21 @@ fn a_read_in_flight_survives_the_deletion_of_its_file() {
             0,
             "the deleted file is still readable"
         );
+        // Its blocks are not freed while the read holds it ...
+        glommio::timer::sleep(std::time::Duration::from_millis(50)).await;
+        assert_eq!(witness.metadata().unwrap().len(), file_size);
         drop(held);
+        // ... and once the read is done, the store truncates it (on the blocking pool, so the
+        // blocks' discard never runs on the shard) before closing its own descriptor.
+        let mut waited = 0;
+        while witness.metadata().unwrap().len() != 0 {
+            assert!(
+                waited < 200,
+                "the deleted file's blocks were not freed before its close"
+            );
+            glommio::timer::sleep(std::time::Duration::from_millis(10)).await;
+            waited += 1;
+        }
         s.shutdown().await.unwrap();
     });
     std::fs::remove_dir_all(&dir).unwrap();
