@@ -80,6 +80,11 @@ t = (r.get("limits") or {}).get("loopback_rtt_us") or {}
 print("Host limits: 4 KiB %s write+fdatasync p50 %.3f ms p99 %.3f ms (%s on %s); loopback TCP RTT p50 %d µs p99 %d µs." % (
     "O_DIRECT" if f.get("o_direct") else "buffered", s.get("p50", 0) / 1000, s.get("p99", 0) / 1000,
     r["environment"].get("filesystem"), r["environment"].get("device"), t.get("p50", 0), t.get("p99", 0)))
+e = r["environment"]
+if e.get("store_disk_used_percent", 0) >= 75:
+    print("Warning: the store's filesystem was %d%% full (options %s): over a broker's diskMaxUsedSpaceRatio "
+          "(75 by default) retention deleted commit-log files during the runs (ARCHITECTURE 15b, 15d)."
+          % (e["store_disk_used_percent"], e.get("mount_options", "")))
 PYEOF
   [ -z "${BROKER_PROPS:-}" ] || echo "Broker properties added to every broker: \`$BROKER_PROPS\`."
   for n in "${NOTES[@]}"; do echo "- $n"; done

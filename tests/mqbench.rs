@@ -141,6 +141,9 @@ fn open_loop_run_counts_rates_and_percentiles() {
         Some("ASYNC_MASTER")
     );
     assert!(r["environment"]["cores"].as_u64().unwrap_or(0) >= 1);
+    // What a broker's retention reacts to, next to the device it is on.
+    let used = r["environment"]["store_disk_used_percent"].as_f64();
+    assert!(used.is_some_and(|u| u > 0.0 && u <= 100.0), "{used:?}");
     assert!(r["limits"]["fsync"]["write_fdatasync_4k_us"]["count"].as_u64() > Some(0));
     assert!(r["limits"]["loopback_rtt_us"]["p50"].as_u64() > Some(0));
     assert!(

@@ -16,6 +16,14 @@ pub struct Environment {
     pub store_dir: String,
     pub filesystem: String,
     pub device: String,
+    /// The filesystem's own options (`discard` makes deleting a file cost device time).
+    #[serde(default)]
+    pub mount_options: String,
+    /// Used share of the store's filesystem, as `df` shows it. Over a broker's
+    /// `diskMaxUsedSpaceRatio` (75 by default) retention deletes commit-log files during the
+    /// run; over 90 sends are refused.
+    #[serde(default)]
+    pub store_disk_used_percent: f64,
     pub flush_mode: String,
     pub broker_role: String,
     pub broker_version: String,
@@ -42,13 +50,14 @@ pub fn cpu_model() -> String {
         .unwrap_or_default()
 }
 
-/// (filesystem type, device) of the mount holding `dir`, from /proc/self/mountinfo.
-pub fn mount_of(dir: &Path) -> (String, String) {
+/// (filesystem type, device, filesystem options) of the mount holding `dir`, from
+/// /proc/self/mountinfo.
+pub fn mount_of(dir: &Path) -> (String, String, String) {
     let dir = fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
     let Ok(info) = fs::read_to_string("/proc/self/mountinfo") else {
-        return (String::new(), String::new());
+        return Default::default();
     };
-    let mut best: Option<(usize, String, String)> = None;
+    let mut best: Option<(usize, String, String, String)> = None;
     for line in info.lines() {
         let f: Vec<&str> = line.split_whitespace().collect();
         let Some(sep) = f.iter().position(|x| *x == "-") else {
@@ -59,10 +68,16 @@ pub fn mount_of(dir: &Path) -> (String, String) {
             continue;
         };
         if dir.starts_with(mp) && best.as_ref().is_none_or(|b| mp.len() >= b.0) {
-            best = Some((mp.len(), (*fs_type).to_string(), (*dev).to_string()));
+            let opts = f.get(sep + 3).copied().unwrap_or_default();
+            best = Some((
+                mp.len(),
+                (*fs_type).to_string(),
+                (*dev).to_string(),
+                opts.to_string(),
+            ));
         }
     }
-    best.map(|b| (b.1, b.2)).unwrap_or_default()
+    best.map(|b| (b.1, b.2, b.3)).unwrap_or_default()
 }
 
 /// `git rev-parse --short HEAD` in the current directory or next to the executable.
@@ -100,7 +115,9 @@ pub fn date_utc() -> String {
 
 /// Everything but the broker's answers (filled in by the run).
 pub fn local(store_dir: &Path) -> Environment {
-    let (filesystem, device) = mount_of(store_dir);
+    let (filesystem, device, mount_options) = mount_of(store_dir);
+    let used = crate::store::retention::fs_usage(store_dir)
+        .map_or(0.0, crate::store::retention::used_ratio);
     Environment {
         cpu_model: cpu_model(),
         cores: std::thread::available_parallelism().map_or(1, usize::from),
@@ -109,6 +126,8 @@ pub fn local(store_dir: &Path) -> Environment {
         store_dir: store_dir.display().to_string(),
         filesystem,
         device,
+        mount_options,
+        store_disk_used_percent: (used * 100.0).round(),
         shardmq_git_rev: git_rev(),
         date_utc: date_utc(),
         ..Environment::default()
@@ -121,8 +140,14 @@ mod tests {
 
     #[test]
     fn root_is_mounted_somewhere() {
-        let (fs_type, _dev) = mount_of(Path::new("/"));
+        let (fs_type, _dev, _opts) = mount_of(Path::new("/"));
         assert!(!fs_type.is_empty());
-        assert!(local(Path::new("/tmp")).cores >= 1);
+        let e = local(Path::new("/tmp"));
+        assert!(e.cores >= 1);
+        assert!(
+            e.store_disk_used_percent > 0.0 && e.store_disk_used_percent <= 100.0,
+            "{}",
+            e.store_disk_used_percent
+        );
     }
 }

@@ -138,6 +138,10 @@ fn is_local(addr: &str) -> bool {
     addr.starts_with("127.") || addr.starts_with("localhost")
 }
 
+/// Used share of the store's disk from which mqbench warns (upstream's default
+/// `diskMaxUsedSpaceRatio`).
+const DISK_USED_WARN_PERCENT: f64 = 75.0;
+
 /// The whole measurement: limits, then the load (or the sweep), then the result.
 pub fn run_bench(o: &Options) -> Result<BenchResult, BenchError> {
     let cluster = setup_cluster(o)?;
@@ -155,6 +159,18 @@ pub fn run_bench(o: &Options) -> Result<BenchResult, BenchError> {
     environment.broker_role = cluster.role.clone();
     environment.broker_version = cluster.version.clone();
     environment.broker_addrs = cluster.masters.clone();
+    if !o.quiet && environment.store_disk_used_percent >= DISK_USED_WARN_PERCENT {
+        eprintln!(
+            "mqbench: warning: {} is {}% full: over a broker's diskMaxUsedSpaceRatio (75 by default) retention deletes commit-log files during the run{}, and over 90% sends are refused",
+            store_dir.display(),
+            environment.store_disk_used_percent,
+            if environment.mount_options.split(',').any(|o| o == "discard") {
+                " (this filesystem is mounted `discard`: each deletion also costs device time)"
+            } else {
+                ""
+            }
+        );
+    }
     let broker_pid = o
         .broker_pid
         .or_else(|| local.then(|| limits::find_process("mqbroker")).flatten());
