@@ -74,6 +74,11 @@ pub fn list_numbered_files(dir: &Path) -> Result<Vec<(u64, PathBuf)>, StoreError
 const RELEASE_POLL: std::time::Duration = std::time::Duration::from_millis(10);
 /// ... and for how long at most.
 const RELEASE_WAIT_MAX: std::time::Duration = std::time::Duration::from_secs(60);
+
+thread_local! {
+    /// Deleted files are shortened one at a time on each shard (a shard is a thread).
+    static RELEASES: Rc<glommio::sync::Semaphore> = Rc::new(glommio::sync::Semaphore::new(1));
+}
 /// `release_unlinked` frees a deleted file's blocks this many bytes at a time ...
 pub const RELEASE_STEP_BYTES: u64 = 4 << 20;
 /// ... with this pause between steps, so the device serves group commits between discards.
@@ -101,7 +106,13 @@ pub(crate) async fn release_unlinked<F: ClosableFile>(file: Rc<F>, path: PathBuf
         }
         glommio::timer::sleep(RELEASE_POLL).await;
     }
-    if let Err(e) = shrink_to_zero(&file).await {
+    // One file at a time per shard: a retention round deletes up to ten.
+    let one = RELEASES.with(Rc::clone);
+    let shrunk = match one.acquire_permit(1).await {
+        Ok(_permit) => shrink_to_zero(&file).await,
+        Err(e) => Err(std::io::Error::other(e.to_string())),
+    };
+    if let Err(e) = shrunk {
         tracing::warn!(path = %path.display(), error = %e,
             "freeing the blocks of a deleted file before closing it; closing frees them");
     }
