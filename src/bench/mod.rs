@@ -161,14 +161,15 @@ pub fn run_bench(o: &Options) -> Result<BenchResult, BenchError> {
     environment.broker_addrs = cluster.masters.clone();
     if !o.quiet && environment.store_disk_used_percent >= DISK_USED_WARN_PERCENT {
         eprintln!(
-            "mqbench: warning: {} is {}% full: over a broker's diskMaxUsedSpaceRatio (75 by default) retention deletes commit-log files during the run{}, and over 90% sends are refused",
+            "mqbench: warning: {} is {}% full: over a broker's diskMaxUsedSpaceRatio ({DISK_USED_WARN_PERCENT} by default) retention deletes commit-log files during the run{}, and over {}% sends are refused",
             store_dir.display(),
             environment.store_disk_used_percent,
             if environment.mount_options.split(',').any(|o| o == "discard") {
                 " (this filesystem is mounted `discard`: each deletion also costs device time)"
             } else {
                 ""
-            }
+            },
+            (crate::store::retention::DISK_WARNING_RATIO_DEFAULT * 100.0).round()
         );
     }
     let broker_pid = o
