@@ -80,6 +80,14 @@ t = (r.get("limits") or {}).get("loopback_rtt_us") or {}
 print("Host limits: 4 KiB %s write+fdatasync p50 %.3f ms p99 %.3f ms (%s on %s); loopback TCP RTT p50 %d µs p99 %d µs." % (
     "O_DIRECT" if f.get("o_direct") else "buffered", s.get("p50", 0) / 1000, s.get("p99", 0) / 1000,
     r["environment"].get("filesystem"), r["environment"].get("device"), t.get("p50", 0), t.get("p99", 0)))
+w = (r.get("limits") or {}).get("busy_device_wake") or {}
+if w:
+    l = w.get("late_us") or {}
+    print("Busy host (every core spinning at lowest priority, 64 KiB O_DSYNC writes at %.0f MiB/s): a 1 ms sleep "
+          "woke late by p50 %d µs, p99 %.1f ms, max %.1f ms; %.1f wake-ups a second 5 ms or more late; steal %s. "
+          "A run that saturates the cores while the store writes meets the same stalls." % (
+        w.get("write_mib_s", 0), l.get("p50", 0), l.get("p99", 0) / 1000, l.get("max", 0) / 1000,
+        w.get("late_5ms_per_s", 0), "%.1f %%" % w["steal_pct"] if w.get("steal_pct") is not None else "unknown"))
 e = r["environment"]
 if e.get("store_disk_used_percent", 0) >= 75:
     print("Warning: the store's filesystem was %d%% full (options %s): over a broker's diskMaxUsedSpaceRatio "

@@ -146,6 +146,10 @@ fn open_loop_run_counts_rates_and_percentiles() {
     assert!(used.is_some_and(|u| u > 0.0 && u <= 100.0), "{used:?}");
     assert!(r["limits"]["fsync"]["write_fdatasync_4k_us"]["count"].as_u64() > Some(0));
     assert!(r["limits"]["loopback_rtt_us"]["p50"].as_u64() > Some(0));
+    let wake = &r["limits"]["busy_device_wake"];
+    assert!(wake["late_us"]["count"].as_u64() > Some(100), "{wake}");
+    summary_monotonic(&wake["late_us"], "busy_device_wake.late_us");
+    assert!(wake["write_mib_s"].as_f64() > Some(0.0), "{wake}");
     assert!(
         r["broker_cpu"]["us_per_message"].as_f64().is_some(),
         "{}",

@@ -142,6 +142,10 @@ fn is_local(addr: &str) -> bool {
 /// `diskMaxUsedSpaceRatio`).
 const DISK_USED_WARN_PERCENT: f64 = 75.0;
 
+/// How long the busy-host probe runs: 20 periods of a CFS bandwidth throttle (100 ms), which
+/// is what it shows on this project's VMs.
+const BUSY_WAKE_PROBE: Duration = Duration::from_secs(2);
+
 /// The whole measurement: limits, then the load (or the sweep), then the result.
 pub fn run_bench(o: &Options) -> Result<BenchResult, BenchError> {
     let cluster = setup_cluster(o)?;
@@ -180,10 +184,13 @@ pub fn run_bench(o: &Options) -> Result<BenchResult, BenchError> {
     } else {
         if !o.quiet {
             eprintln!(
-                "mqbench: measuring host limits (fdatasync in {}, loopback RTT)",
+                "mqbench: measuring host limits (fdatasync in {}, loopback RTT, wake-ups of a busy host)",
                 store_dir.display()
             );
         }
+        // The busy-host probe first: the quiet probes after it give the device time to
+        // settle before the load.
+        let busy_device_wake = limits::busy_device_wake_lateness(&store_dir, BUSY_WAKE_PROBE)?;
         Limits {
             fsync: Some(limits::fsync_latency(
                 &store_dir,
@@ -191,6 +198,7 @@ pub fn run_bench(o: &Options) -> Result<BenchResult, BenchError> {
                 Duration::from_secs(3),
             )?),
             loopback_rtt_us: Some(limits::loopback_rtt(5000, Duration::from_secs(1))?),
+            busy_device_wake: Some(busy_device_wake),
         }
     };
     let mut sweep = Vec::new();

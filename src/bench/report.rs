@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::env::Environment;
 use super::hist::Summary;
-use super::limits::FsyncLimit;
+use super::limits::{FsyncLimit, WakeLimit, WAKE_LATE_REPORT};
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct WorkloadInfo {
@@ -31,6 +31,9 @@ pub struct WorkloadInfo {
 pub struct Limits {
     pub fsync: Option<FsyncLimit>,
     pub loopback_rtt_us: Option<Summary>,
+    /// Wake-up lateness with every core busy and the store's device writing.
+    #[serde(default)]
+    pub busy_device_wake: Option<WakeLimit>,
 }
 
 /// Message counts: whole run (warm-up and drain included) and the measured window.
@@ -83,6 +86,9 @@ pub struct Ratios {
     pub publish_p50_over_loopback_rtt_p50: Option<f64>,
     pub publish_p99_over_loopback_rtt_p99: Option<f64>,
     pub e2e_p50_over_loopback_rtt_p50: Option<f64>,
+    /// Publish max over the latest wake-up of a busy host with a writing device.
+    #[serde(default)]
+    pub publish_max_over_busy_wake_late_max: Option<f64>,
 }
 
 fn ratio(a: u64, b: u64) -> Option<f64> {
@@ -99,6 +105,11 @@ impl Ratios {
             publish_p50_over_loopback_rtt_p50: t.and_then(|t| ratio(r.publish_us.p50, t.p50)),
             publish_p99_over_loopback_rtt_p99: t.and_then(|t| ratio(r.publish_us.p99, t.p99)),
             e2e_p50_over_loopback_rtt_p50: t.and_then(|t| ratio(r.e2e_us.p50, t.p50)),
+            publish_max_over_busy_wake_late_max: r
+                .limits
+                .busy_device_wake
+                .as_ref()
+                .and_then(|w| ratio(r.publish_us.max, w.late_us.max)),
         }
     }
 }
@@ -299,6 +310,17 @@ pub fn table(r: &BenchResult) -> String {
     if let Some(t) = &r.limits.loopback_rtt_us {
         row("loopback TCP RTT", t);
     }
+    if let Some(w) = &r.limits.busy_device_wake {
+        row("busy-host wake lateness", &w.late_us);
+        let _ = writeln!(
+            s,
+            "busy host: {:.1} wake-ups ≥ {} ms late per second, steal {}, writer {:.0} MiB/s",
+            w.late_5ms_per_s,
+            WAKE_LATE_REPORT.as_millis(),
+            w.steal_pct.map_or("-".into(), |p| format!("{p:.1} %")),
+            w.write_mib_s
+        );
+    }
     if let Some(c) = &r.broker_cpu {
         let _ = writeln!(
             s,
@@ -325,11 +347,12 @@ pub fn table(r: &BenchResult) -> String {
     let q = &r.ratios;
     let _ = writeln!(
         s,
-        "ratios: publish p50/fdatasync p50 {}  publish p99/fdatasync p99 {}  publish p50/RTT p50 {}  e2e p50/RTT p50 {}",
+        "ratios: publish p50/fdatasync p50 {}  publish p99/fdatasync p99 {}  publish p50/RTT p50 {}  e2e p50/RTT p50 {}  publish max/busy-host wake max {}",
         opt_ratio(q.publish_p50_over_fdatasync_p50),
         opt_ratio(q.publish_p99_over_fdatasync_p99),
         opt_ratio(q.publish_p50_over_loopback_rtt_p50),
-        opt_ratio(q.e2e_p50_over_loopback_rtt_p50)
+        opt_ratio(q.e2e_p50_over_loopback_rtt_p50),
+        opt_ratio(q.publish_max_over_busy_wake_late_max)
     );
     if r.mode == "open-loop" && r.send_delay_us.p99 > 5_000 {
         let _ = writeln!(
