@@ -1,0 +1,274 @@
+//! SYNC_MASTER's wait for its slave, process by process (issue #5 item 3 and its proof):
+//! - the slave stopped (SIGSTOP: its connection stays open, it only stops reporting): a send
+//!   is answered FLUSH_SLAVE_TIMEOUT (12) after `syncFlushTimeout`, the message stored on the
+//!   master (upstream 4.3 answers the same and keeps the message);
+//! - the slave continued: the very next send is SEND_OK, and the message sent while it was
+//!   stopped is on the slave (VIEW_MESSAGE_BY_ID on the slave, same body);
+//! - the slave killed: SLAVE_NOT_AVAILABLE (11) as soon as the master saw its connection close;
+//! - the slave restarted after kill -9: it resumes from its own write end, past every message
+//!   it had acknowledged (its log names the offset), not from 0, and sends succeed again.
+
+#![allow(clippy::unwrap_used, clippy::disallowed_methods)] // reason: test code
+
+mod common;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::thread::sleep;
+use std::time::{Duration, Instant};
+
+use common::{free_broker_port, free_port, request, Response, TestDir};
+
+const TOPIC: &str = "SyncWaitT";
+/// The master's `syncFlushTimeout` (upstream's default is 5 s; the test's requests time out at 5).
+const SYNC_FLUSH_TIMEOUT_MS: u64 = 1500;
+
+/// One server process; killed when the test ends, also by a panic.
+struct Proc {
+    child: Child,
+    log: PathBuf,
+    log_dir: PathBuf,
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Proc {
+    fn start(dir: &TestDir, name: &str, exe: &str, conf: &Path) -> Proc {
+        let log = dir.file(&format!("{name}.log"));
+        let out = fs::File::create(&log).unwrap();
+        let log_dir = dir.path.join(format!("logs-{name}"));
+        let child = Command::new(exe)
+            .args(["-c", &conf.display().to_string()])
+            .env("HOME", &dir.path)
+            .env("SHARDMQ_LOG_DIR", &log_dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::from(out.try_clone().unwrap()))
+            .stderr(Stdio::from(out))
+            .spawn()
+            .unwrap();
+        Proc {
+            child,
+            log,
+            log_dir,
+        }
+    }
+
+    fn signal(&self, sig: libc::c_int) {
+        let pid = libc::pid_t::try_from(self.child.id()).unwrap();
+        // SAFETY: kill(2) on our own child's pid; no memory is passed.
+        assert_eq!(unsafe { libc::kill(pid, sig) }, 0, "signal {sig}");
+    }
+
+    /// The process's log file (no colours), all days.
+    fn file_log(&self) -> String {
+        let mut text = String::new();
+        for e in fs::read_dir(&self.log_dir).into_iter().flatten().flatten() {
+            text.push_str(&fs::read_to_string(e.path()).unwrap_or_default());
+        }
+        text
+    }
+
+    fn tail(&self) -> String {
+        let text = fs::read_to_string(&self.log).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(30)..].join("\n")
+    }
+}
+
+fn write_conf(dir: &TestDir, name: &str, body: &str) -> PathBuf {
+    let p = dir.file(name);
+    fs::write(&p, body).unwrap();
+    p
+}
+
+/// One send of `body` to queue 0 with a JSON header, WAIT=true.
+fn try_send(addr: &str, body: &str) -> Result<Response, String> {
+    let ts = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis()
+        .to_string();
+    let props = format!("KEYS\u{1}{body}\u{2}WAIT\u{1}true");
+    let ext = [
+        ("producerGroup", "sync_wait_pg"),
+        ("topic", TOPIC),
+        ("defaultTopic", "TBW102"),
+        ("defaultTopicQueueNums", "1"),
+        ("queueId", "0"),
+        ("sysFlag", "0"),
+        ("bornTimestamp", ts.as_str()),
+        ("flag", "0"),
+        ("properties", props.as_str()),
+        ("reconsumeTimes", "0"),
+        ("unitMode", "false"),
+    ];
+    request(addr, 10, &ext, body.as_bytes())
+}
+
+fn send(addr: &str, body: &str) -> Response {
+    try_send(addr, body).unwrap_or_else(|e| panic!("send {body}: {e}"))
+}
+
+/// The commit-log offset in an offset message id (hex: 4 bytes address, 4 port, 8 offset).
+fn msg_offset(r: &Response) -> u64 {
+    let id = r.ext.get("msgId").expect("msgId in the send response");
+    assert_eq!(id.len(), 32, "offset message id {id}");
+    u64::from_str_radix(&id[16..], 16).unwrap()
+}
+
+/// The `from=` offsets of the slave's "replicating from the master" lines, oldest first.
+fn replication_starts(log: &str) -> Vec<u64> {
+    log.lines()
+        .filter(|l| l.contains("replicating from the master"))
+        .filter_map(|l| {
+            let rest = &l[l.find("from=")? + 5..];
+            let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+            digits.parse().ok()
+        })
+        .collect()
+}
+
+#[test]
+fn sync_master_times_out_on_a_stopped_slave_and_a_restarted_slave_resumes_from_its_own_end() {
+    let dir = TestDir::new("ha-sync-wait");
+    let ns = free_port();
+    let (mp, sp) = (free_broker_port(), free_broker_port());
+    let nsc = write_conf(
+        &dir,
+        "ns.properties",
+        &format!(
+            "listenPort={ns}\nkvConfigPath={}/kv.json\n",
+            dir.path.display()
+        ),
+    );
+    let broker = |name: &str, id: u32, role: &str, port: u16| {
+        let store = dir.path.join(name);
+        write_conf(
+            &dir,
+            &format!("{name}.properties"),
+            &format!(
+                "brokerClusterName=c\nbrokerName=b\nbrokerId={id}\nbrokerRole={role}\n\
+                 flushDiskType=ASYNC_FLUSH\nlistenPort={port}\nbrokerIP1=127.0.0.1\n\
+                 brokerIP2=127.0.0.1\nnamesrvAddr=127.0.0.1:{ns}\nstorePathRootDir={}\n\
+                 storePathCommitLog={}/commitlog\nshardCount=1\n\
+                 mapedFileSizeCommitLog=4194304\nsyncFlushTimeout={SYNC_FLUSH_TIMEOUT_MS}\n\
+                 diskMaxUsedSpaceRatio=100\n\
+                 diskSpaceWarningLevelRatio=100\ndiskSpaceCleanForciblyRatio=100\n",
+                store.display(),
+                store.display()
+            ),
+        )
+    };
+    let (mc, sc) = (
+        broker("master", 0, "SYNC_MASTER", mp),
+        broker("slave", 1, "SLAVE", sp),
+    );
+    let _ns = Proc::start(&dir, "ns", env!("CARGO_BIN_EXE_mqnamesrv"), &nsc);
+    sleep(Duration::from_millis(300));
+    let master = Proc::start(&dir, "master", env!("CARGO_BIN_EXE_mqbroker"), &mc);
+    sleep(Duration::from_millis(500));
+    let slave = Proc::start(&dir, "slave-1", env!("CARGO_BIN_EXE_mqbroker"), &sc);
+    let (maddr, saddr) = (format!("127.0.0.1:{mp}"), format!("127.0.0.1:{sp}"));
+    let logs = |s: &Proc| format!("--- master\n{}\n--- slave\n{}", master.tail(), s.tail());
+
+    // The slave is connected once a send is acknowledged.
+    let deadline = Instant::now() + Duration::from_secs(40);
+    while !try_send(&maddr, "warm-up").is_ok_and(|r| r.code == 0) {
+        assert!(Instant::now() < deadline, "no SEND_OK\n{}", logs(&slave));
+        sleep(Duration::from_millis(200));
+    }
+
+    // Stopped slave: FLUSH_SLAVE_TIMEOUT after syncFlushTimeout; the master kept the message.
+    slave.signal(libc::SIGSTOP);
+    let t = Instant::now();
+    let stopped = send(&maddr, "while-stopped");
+    let waited = t.elapsed();
+    assert_eq!(stopped.code, 12, "FLUSH_SLAVE_TIMEOUT\n{}", logs(&slave));
+    assert!(
+        waited >= Duration::from_millis(SYNC_FLUSH_TIMEOUT_MS - 100),
+        "answered after {waited:?}, before syncFlushTimeout"
+    );
+    let stopped_at = msg_offset(&stopped);
+    let on_master = request(&maddr, 33, &[("offset", &stopped_at.to_string())], b"").unwrap();
+    assert_eq!(on_master.code, 0, "the timed-out message is on the master");
+
+    // Continued: the next send is acknowledged at once, and the slave holds the earlier one.
+    slave.signal(libc::SIGCONT);
+    let next = send(&maddr, "after-continue");
+    assert_eq!(
+        next.code,
+        0,
+        "SEND_OK once the slave reports\n{}",
+        logs(&slave)
+    );
+    let on_slave = request(&saddr, 33, &[("offset", &stopped_at.to_string())], b"").unwrap();
+    assert_eq!(
+        on_slave.code, 0,
+        "the slave has the message sent while it was stopped"
+    );
+    assert_eq!(
+        on_slave.body, on_master.body,
+        "the slave's record is the master's, byte for byte"
+    );
+    let mut last_acked = msg_offset(&next);
+    for i in 0..20 {
+        let r = send(&maddr, &format!("m-{i}"));
+        assert_eq!(r.code, 0, "send m-{i}\n{}", logs(&slave));
+        last_acked = msg_offset(&r);
+    }
+
+    // Killed: SLAVE_NOT_AVAILABLE once the master saw the connection close.
+    drop(slave);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut codes = Vec::new();
+    loop {
+        let code = send(&maddr, "no-slave").code;
+        codes.push(code);
+        if code == 11 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no SLAVE_NOT_AVAILABLE within 10 s of the slave's death: codes {codes:?}\n{}",
+            master.tail()
+        );
+        sleep(Duration::from_millis(100));
+    }
+    // Before the master saw the close, a send could only time out waiting.
+    assert!(codes.iter().all(|&c| c == 11 || c == 12), "{codes:?}");
+
+    // Restarted after kill -9: it resumes from its own write end.
+    let slave = Proc::start(&dir, "slave-2", env!("CARGO_BIN_EXE_mqbroker"), &sc);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while replication_starts(&slave.file_log()).is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "slave not replicating\n{}",
+            logs(&slave)
+        );
+        sleep(Duration::from_millis(100));
+    }
+    let from = replication_starts(&slave.file_log())[0];
+    eprintln!(
+        "timed out after {waited:?}; codes after the kill {codes:?}; resumed from {from}, last acked at {last_acked}"
+    );
+    assert!(
+        from > last_acked,
+        "the restarted slave resumed from {from}, not past its last acknowledged message at {last_acked}"
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while send(&maddr, "after-restart").code != 0 {
+        assert!(
+            Instant::now() < deadline,
+            "no SEND_OK after the slave's restart\n{}",
+            logs(&slave)
+        );
+        sleep(Duration::from_millis(200));
+    }
+}
