@@ -7,6 +7,10 @@
 //! - the slave killed: SLAVE_NOT_AVAILABLE (11) as soon as the master saw its connection close;
 //! - the slave restarted after kill -9: it resumes from its own write end, past every message
 //!   it had acknowledged (its log names the offset), not from 0, and sends succeed again.
+//!
+//! First the slave takes the master's metadata as upstream's does (issue #5 item 4): a
+//! subscription group created on the master, the master's topic, and its delay offsets (a
+//! `delayOffset.json` carried over from an upstream broker: shardmq keeps and serves it).
 
 #![allow(clippy::unwrap_used, clippy::disallowed_methods)] // reason: test code
 
@@ -21,6 +25,9 @@ use std::time::{Duration, Instant};
 use common::{free_broker_port, free_port, request, Response, TestDir};
 
 const TOPIC: &str = "SyncWaitT";
+const GROUP: &str = "sync_wait_group";
+/// An upstream broker's delay offsets (level -> offset), as its `delayOffset.json` holds them.
+const DELAY_OFFSETS: &str = "{\"offsetTable\":{1:17,3:4}}";
 /// The master's `syncFlushTimeout` (upstream's default is 5 s; the test's requests time out at 5).
 const SYNC_FLUSH_TIMEOUT_MS: u64 = 1500;
 
@@ -169,6 +176,12 @@ fn sync_master_times_out_on_a_stopped_slave_and_a_restarted_slave_resumes_from_i
         broker("master", 0, "SYNC_MASTER", mp),
         broker("slave", 1, "SLAVE", sp),
     );
+    fs::create_dir_all(dir.path.join("master/config")).unwrap();
+    fs::write(
+        dir.path.join("master/config/delayOffset.json"),
+        DELAY_OFFSETS,
+    )
+    .unwrap();
     let _ns = Proc::start(&dir, "ns", env!("CARGO_BIN_EXE_mqnamesrv"), &nsc);
     sleep(Duration::from_millis(300));
     let master = Proc::start(&dir, "master", env!("CARGO_BIN_EXE_mqbroker"), &mc);
@@ -182,6 +195,44 @@ fn sync_master_times_out_on_a_stopped_slave_and_a_restarted_slave_resumes_from_i
     while !try_send(&maddr, "warm-up").is_ok_and(|r| r.code == 0) {
         assert!(Instant::now() < deadline, "no SEND_OK\n{}", logs(&slave));
         sleep(Duration::from_millis(200));
+    }
+
+    // Metadata: a group made on the master, the master's topic and delay offsets reach the
+    // slave by its periodic sync (every 10 s, the first 3 s after start).
+    let group = format!(
+        "{{\"brokerId\":0,\"consumeBroadcastEnable\":true,\"consumeEnable\":true,\
+         \"consumeFromMinEnable\":true,\"groupName\":\"{GROUP}\",\
+         \"notifyConsumerIdsChangedEnable\":true,\"retryMaxTimes\":7,\"retryQueueNums\":1,\
+         \"whichBrokerWhenConsumeSlowly\":1}}"
+    );
+    let made = request(&maddr, 200, &[], group.as_bytes()).unwrap();
+    assert_eq!(
+        made.code, 0,
+        "create the group on the master: {:?}",
+        made.remark
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let body = |code| {
+            request(&saddr, code, &[], b"")
+                .ok()
+                .filter(|r| r.code == 0)
+                .map(|r| String::from_utf8_lossy(&r.body).into_owned())
+                .unwrap_or_default()
+        };
+        let (groups, topics, delay) = (body(201), body(21), body(45));
+        let synced: serde_json::Value = serde_json::from_str(&groups).unwrap_or_default();
+        let g = &synced["subscriptionGroupTable"][GROUP];
+        let group_synced = g["retryMaxTimes"] == 7 && g["whichBrokerWhenConsumeSlowly"] == 1;
+        if group_synced && topics.contains(&format!("\"{TOPIC}\"")) && delay == DELAY_OFFSETS {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "slave metadata not synced: groups {groups}\ntopics {topics}\ndelay {delay}\n{}",
+            logs(&slave)
+        );
+        sleep(Duration::from_millis(250));
     }
 
     // Stopped slave: FLUSH_SLAVE_TIMEOUT after syncFlushTimeout; the master kept the message.
