@@ -264,6 +264,10 @@ pub struct StoreStats {
     /// DMA write buffers allocated / reused from the shard's write pool.
     pub write_buffers_allocated: u64,
     pub write_buffers_reused: u64,
+    /// Commit-log reads (pulls, lookups, the HA shipper) served from the read cache / from
+    /// the file.
+    pub cache_reads: u64,
+    pub file_reads: u64,
 }
 
 /// Errors of the store. Clone: one I/O failure is reported to every put of its batch.

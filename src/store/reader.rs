@@ -73,6 +73,7 @@ impl ShardStore {
                 return Ok(None);
             }
             if let Some(b) = cached(&log, pos, len).filter(|b| b.len() == len as usize) {
+                self.update_stats(|s| s.cache_reads += 1);
                 return Ok(Some(b));
             }
             match log.segment_for(pos) {
@@ -80,6 +81,7 @@ impl ShardStore {
                 _ => return Ok(None),
             }
         };
+        self.update_stats(|s| s.file_reads += 1);
         let r = seg
             .file
             .read_at(pos - seg.start, len as usize)

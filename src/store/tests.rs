@@ -254,6 +254,46 @@ fn a_group_commit_closes_at_its_byte_limit() {
     });
 }
 
+/// A consumer reading what was just written is served by the read cache, not the disk; a
+/// read behind the cache goes to the file (and gets the same bytes).
+#[test]
+fn recent_records_are_read_from_the_cache_and_older_ones_from_the_file() {
+    for mode in [FlushMode::Sync, FlushMode::Async] {
+        let dir = test_dir(&format!("read-cache-{mode:?}"));
+        run(move || async move {
+            let mut c = cfg(&dir, mode);
+            c.commitlog_file_size = 1 << 20;
+            c.read_cache_bytes = 64 * 1024;
+            let s = ShardStore::open(c, ShardId(0), false).await.unwrap();
+            // 200 records of ~1 KiB: the cache keeps the newest ~64 of them.
+            put_n(&s, "C", 0, 0, 200, 900).await;
+            let before = s.stats();
+            let recent = s
+                .get_messages("C", 0, 190, 10, 1 << 20, &|_| true)
+                .await
+                .unwrap();
+            assert_eq!(recent.records.len(), 10);
+            let after = s.stats();
+            assert_eq!(
+                after.file_reads, before.file_reads,
+                "{mode:?}: a recent read hit the disk"
+            );
+            assert_eq!(after.cache_reads - before.cache_reads, 10, "{mode:?}");
+            // The oldest records left the cache: they come from the file, intact.
+            let before = s.stats();
+            assert_queue(&s, "C", 0, 200, 900).await;
+            let after = s.stats();
+            assert!(
+                after.file_reads - before.file_reads >= 100,
+                "{mode:?}: {} file reads for 200 records, a 64 KiB cache",
+                after.file_reads - before.file_reads
+            );
+            assert!(after.cache_reads > before.cache_reads, "{mode:?}");
+            s.shutdown().await.unwrap();
+        });
+    }
+}
+
 #[test]
 fn roll_over_writes_blank_marker_and_reads_across_files() {
     let dir = test_dir("roll");
