@@ -361,6 +361,7 @@ impl ShardStore {
                 max_local_offset: r.end,
                 visible_local_offset: r.end,
                 queue_count: r.queues.len() as u64,
+                recovery_scanned_bytes: r.scanned_bytes,
                 ..StoreStats::default()
             }),
             cfg,

@@ -268,6 +268,8 @@ pub struct StoreStats {
     /// the file.
     pub cache_reads: u64,
     pub file_reads: u64,
+    /// Commit-log bytes the opening recovery scanned (0 after a clean stop).
+    pub recovery_scanned_bytes: u64,
 }
 
 /// Errors of the store. Clone: one I/O failure is reported to every put of its batch.

@@ -70,6 +70,8 @@ pub(crate) struct Recovered {
     pub last_store_timestamp: i64,
     /// The cut marker this recovery honoured: removed once the checkpoint is written.
     pub cut_marker: Option<PathBuf>,
+    /// Commit-log bytes scanned (0 after a clean stop: the checkpoint says where the log ends).
+    pub scanned_bytes: u64,
 }
 
 type Queues = HashMap<(String, u32), Queue>;
@@ -138,8 +140,12 @@ pub(crate) async fn recover(
         last_ts: 0,
         limit: cut.as_ref().map_or(u64::MAX, |(at, _)| *at),
     };
+    let mut scanned_from = scan_from;
     let end = match scan.run(&segments, scan_from).await {
-        Err(ScanError::Gap(..)) if scan_from > first => scan.run(&segments, first).await,
+        Err(ScanError::Gap(..)) if scan_from > first => {
+            scanned_from = first;
+            scan.run(&segments, first).await
+        }
         other => other,
     };
     let end = end.map_err(|e| e.into_store(&shard_dir))?;
@@ -166,6 +172,7 @@ pub(crate) async fn recover(
         shard_dir,
         last_store_timestamp: last_ts,
         cut_marker: cut.map(|(_, path)| path),
+        scanned_bytes: end.saturating_sub(scanned_from),
     })
 }
 

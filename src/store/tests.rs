@@ -458,6 +458,54 @@ fn clean_reopen_continues_offsets_async_mode() {
     });
 }
 
+/// After a clean stop the checkpoint says where the log ends: nothing is scanned. After a
+/// crash the scan starts at the checkpoint's file, not at the log's start, and its end
+/// becomes the next checkpoint.
+#[test]
+fn a_clean_reopen_scans_nothing_and_a_crash_scan_starts_at_the_checkpoint() {
+    let dir = test_dir("scan");
+    run(move || async move {
+        let c = cfg(&dir, FlushMode::Sync);
+        let file = c.commitlog_file_size;
+        let s = ShardStore::open(c.clone(), ShardId(0), false)
+            .await
+            .unwrap();
+        put_n(&s, "S", 0, 0, 300, 900).await; // ~300 KB: five 64 KiB files
+        let end = s.stats().max_local_offset;
+        assert!(end > 4 * file, "{end}");
+        s.shutdown().await.unwrap();
+        drop(s);
+        let s = ShardStore::open(c.clone(), ShardId(0), false)
+            .await
+            .unwrap();
+        assert_eq!(
+            s.stats().recovery_scanned_bytes,
+            0,
+            "a clean reopen scanned the log"
+        );
+        assert_queue(&s, "S", 0, 300, 900).await;
+        s.shutdown().await.unwrap();
+        drop(s);
+        // As after kill -9 (abort file present): scan from the checkpoint's file.
+        let s = ShardStore::open(c.clone(), ShardId(0), true).await.unwrap();
+        let scanned = s.stats().recovery_scanned_bytes;
+        assert!(
+            scanned > 0 && scanned <= file,
+            "a crash scan of {scanned} bytes: from the checkpoint's file, within one file of {file}"
+        );
+        assert_queue(&s, "S", 0, 300, 900).await;
+        s.shutdown().await.unwrap();
+        drop(s);
+        let s = ShardStore::open(c, ShardId(0), false).await.unwrap();
+        assert_eq!(
+            s.stats().recovery_scanned_bytes,
+            0,
+            "the recovery's end is the checkpoint"
+        );
+        s.shutdown().await.unwrap();
+    });
+}
+
 #[test]
 fn consume_queues_rebuilt_when_they_lag_the_log() {
     let dir = test_dir("cqlag");
