@@ -101,11 +101,18 @@ case "$CMD" in
     done
     echo "cluster $LAYOUT up; nameservers $NAMESRV; data and logs in $DIR" ;;
   stop)
-    for f in "$DIR"/*.pid; do
-      [ -e "$f" ] || continue
-      kill -TERM "$(cat "$f")" 2>/dev/null || true
+    # Brokers first (they unregister from the nameservers), then the nameservers; each is
+    # waited for (30 s at most, then reported), so a following start finds its ports free.
+    for f in $(ls "$DIR"/*.pid 2>/dev/null | grep -v '/namesrv-') $(ls "$DIR"/namesrv-*.pid 2>/dev/null); do
+      pid=$(cat "$f")
+      kill -TERM "$pid" 2>/dev/null || { rm -f "$f"; continue; }
+      for _ in $(seq 300); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+      if kill -0 "$pid" 2>/dev/null; then
+        echo "$(basename "$f" .pid) (pid $pid) did not stop within 30 s (see $DIR/logs)" >&2
+      else
+        rm -f "$f"
+      fi
     done
-    sleep 1
-    rm -f "$DIR"/*.pid ;;
+    echo "cluster $LAYOUT stopped" ;;
   *) echo "usage: $0 start|stop|print [LAYOUT] [DIR]" >&2; exit 2 ;;
 esac

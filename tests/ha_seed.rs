@@ -820,6 +820,142 @@ fn run_layout(layout: &str, count: u64) {
     }
 }
 
+/// The README's one command: `scripts/seed-cluster.sh start` brings the whole 2m-2s-sync
+/// cluster up in the background (both nameservers route all five brokers, SYNC_MASTER sends
+/// are acknowledged), and `stop` ends every process cleanly and frees the ports.
+#[test]
+fn seed_cluster_script_starts_and_stops_the_cluster() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = TestDir::new("ha-seed-script");
+    let bin = PathBuf::from(env!("CARGO_BIN_EXE_mqbroker"))
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scripts/seed-cluster.sh");
+    let run = |cmd: &str| {
+        let out = Command::new(&script)
+            .args([cmd, "2m-2s-sync"])
+            .arg(&dir.path)
+            .env("BIN", &bin)
+            .env("SHARDMQ_SEED_EXTRA", "--set mapedFileSizeCommitLog=1048576 --set diskSpaceWarningLevelRatio=100 --set diskSpaceCleanForciblyRatio=100")
+            .output()
+            .unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.status.success(), text)
+    };
+    // Whatever happens below, nothing is left running.
+    struct StopOnDrop<F: Fn()>(F);
+    impl<F: Fn()> Drop for StopOnDrop<F> {
+        fn drop(&mut self) {
+            (self.0)();
+        }
+    }
+    let _stop = StopOnDrop(|| {
+        let _ = run("stop");
+    });
+    let (ok, text) = run("start");
+    assert!(ok, "seed-cluster.sh start: {text}");
+    let logs = || {
+        let mut s = String::new();
+        for e in fs::read_dir(dir.path.join("logs"))
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            if e.path().extension().is_some_and(|x| x == "out") {
+                let t = fs::read_to_string(e.path()).unwrap_or_default();
+                let lines: Vec<&str> = t.lines().collect();
+                s.push_str(&format!(
+                    "----- {} -----\n{}\n",
+                    e.path().display(),
+                    lines[lines.len().saturating_sub(20)..].join("\n")
+                ));
+            }
+        }
+        s
+    };
+    let master_a = "127.0.0.57:10911";
+    let ext = create_topic_fields(TOPIC, "4");
+    for m in [master_a, "127.0.0.58:10911"] {
+        let r = request(m, 17, &ext, &[]).unwrap();
+        assert_eq!(r.code, 0, "create topic on {m}: {:?}", r.remark);
+    }
+    // All five brokers on both nameservers, broker-b with its two slaves.
+    for ns in NAMESRV.split(';') {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let got = request(ns, 105, &[("topic", TOPIC)], &[])
+                .ok()
+                .filter(|r| r.code == 0)
+                .map(|r| route_brokers(&String::from_utf8_lossy(&r.body)))
+                .unwrap_or_default();
+            let b = got
+                .get("broker-b")
+                .map(|ids| ids.values().cloned().collect::<BTreeSet<_>>());
+            let want_b: BTreeSet<String> =
+                ["127.0.0.58:10911", "127.0.0.58:10920", "127.0.0.59:10920"]
+                    .iter()
+                    .map(|s| (*s).to_string())
+                    .collect();
+            if got.get("broker-a").map(BTreeMap::len) == Some(2) && b == Some(want_b) {
+                break;
+            }
+            assert!(Instant::now() < deadline, "{ns} routes {got:?}\n{}", logs());
+            sleep(Duration::from_millis(200));
+        }
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while raw_send(master_a, 1) != 0 {
+        assert!(
+            Instant::now() < deadline,
+            "no SYNC_MASTER SEND_OK\n{}",
+            logs()
+        );
+        sleep(Duration::from_millis(200));
+    }
+    let pids: Vec<u32> = fs::read_dir(&dir.path)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.path().extension().is_some_and(|x| x == "pid"))
+        .map(|e| {
+            fs::read_to_string(e.path())
+                .unwrap()
+                .trim()
+                .parse()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(pids.len(), 7, "two nameservers and five brokers");
+    let (ok, text) = run("stop");
+    assert!(
+        ok && !text.contains("did not stop"),
+        "seed-cluster.sh stop: {text}"
+    );
+    for pid in pids {
+        assert!(
+            !Path::new(&format!("/proc/{pid}")).exists()
+                || fs::read_to_string(format!("/proc/{pid}/stat"))
+                    .is_ok_and(|s| s.contains(") Z ")),
+            "pid {pid} still running after stop"
+        );
+    }
+    for addr in [
+        master_a,
+        "127.0.0.58:10911",
+        "127.0.0.57:9876",
+        "127.0.0.58:9876",
+    ] {
+        assert!(
+            std::net::TcpStream::connect(addr).is_err(),
+            "{addr} still accepts after stop"
+        );
+    }
+}
+
 #[test]
 fn seed_2m_2s_sync() {
     run_layout("2m-2s-sync", ha_count(20_000));
