@@ -506,6 +506,36 @@ fn a_clean_reopen_scans_nothing_and_a_crash_scan_starts_at_the_checkpoint() {
     });
 }
 
+/// ASYNC_FLUSH acknowledges once written and fdatasyncs on its interval: with puts arriving
+/// all the time for 1 s, about one fdatasync per `flushIntervalCommitLog` (100 ms here: 10),
+/// not one per put (hundreds) and not none. Broad bounds: a loaded host may delay a timer,
+/// which only lowers the count.
+#[test]
+fn async_flush_fdatasyncs_on_its_interval() {
+    let dir = test_dir("async-interval");
+    run(move || async move {
+        let mut c = cfg(&dir, FlushMode::Async);
+        c.commitlog_file_size = 4 << 20;
+        c.flush_interval_ms = 100;
+        let s = ShardStore::open(c, ShardId(0), false).await.unwrap();
+        let before = s.stats();
+        let t = std::time::Instant::now();
+        let mut puts = 0usize;
+        while t.elapsed() < std::time::Duration::from_secs(1) {
+            put_n(&s, "F", 0, puts, 1, 200).await;
+            puts += 1;
+            glommio::timer::sleep(std::time::Duration::from_millis(2)).await;
+        }
+        let fsyncs = s.stats().fsync_count - before.fsync_count;
+        assert!(
+            (4..=12).contains(&fsyncs),
+            "{fsyncs} fdatasyncs in 1 s of {puts} puts with a 100 ms interval"
+        );
+        assert!(puts > 100, "{puts} puts");
+        s.shutdown().await.unwrap();
+    });
+}
+
 #[test]
 fn consume_queues_rebuilt_when_they_lag_the_log() {
     let dir = test_dir("cqlag");
