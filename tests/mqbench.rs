@@ -329,6 +329,73 @@ fn bench_compare_script_writes_a_side_by_side_report() {
     }
 }
 
+/// The "Done when" command of issue #6, shrunk: scripts/bench-report.sh runs both topologies
+/// (a lone master, and SYNC_MASTER with a slave it starts itself), closed and open loop, and
+/// writes one report with the host's limits and the plots. A topology it cannot run would
+/// only leave a note: here both must have their rows.
+#[test]
+fn bench_report_script_writes_the_matrix_for_both_topologies() {
+    let dir = TestDir::new("mqbench_report");
+    let out = dir.file("report");
+    let bin_dir = Path::new(MQBENCH).parent().expect("bin dir");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let r = Command::new(root.join("scripts/bench-report.sh"))
+        .arg(&out)
+        .env("BIN_DIR", bin_dir)
+        .env("SHARDMQ_SKIP_BUILD", "1")
+        .env(
+            "BROKER_PROPS",
+            "diskSpaceWarningLevelRatio=100 diskSpaceCleanForciblyRatio=100",
+        )
+        .env("FLUSHES", "ASYNC_FLUSH")
+        .env("TOPOLOGIES", "single sync-master")
+        .env("SIZES", "128")
+        .env("PRODUCERS", "1")
+        .env("DURATION", "1")
+        .env("WARMUP", "0")
+        .output()
+        .expect("run bench-report.sh");
+    let md = std::fs::read_to_string(out.join("report.md")).unwrap_or_default();
+    assert!(
+        r.status.success(),
+        "bench-report.sh failed: {}\n{}",
+        String::from_utf8_lossy(&r.stdout),
+        String::from_utf8_lossy(&r.stderr)
+    );
+    for row in [
+        "ASYNC_FLUSH-single-128B-1p-closed",
+        "ASYNC_FLUSH-single-128B-1p-open",
+        "ASYNC_FLUSH-sync-master-128B-1p-closed",
+        "ASYNC_FLUSH-sync-master-128B-1p-open",
+    ] {
+        assert!(md.contains(row), "no row {row}:\n{md}");
+    }
+    assert!(!md.contains("skipped"), "{md}");
+    assert!(
+        md.contains("Host limits:") && md.contains("Busy host"),
+        "{md}"
+    );
+    let plots = std::fs::read_dir(out.join("plots"))
+        .map(|d| d.count())
+        .unwrap_or(0);
+    assert!(plots >= 4, "{plots} plots");
+    for f in ["ASYNC_FLUSH-sync-master-128B-1p-open.json"] {
+        let v: Value =
+            serde_json::from_str(&std::fs::read_to_string(out.join(f)).expect(f)).expect(f);
+        assert_eq!(
+            v["environment"]["broker_role"].as_str(),
+            Some("SYNC_MASTER"),
+            "{f}"
+        );
+        assert_eq!(
+            v["counts"]["errors"].as_u64(),
+            Some(0),
+            "{f}: {}",
+            v["first_error"]
+        );
+    }
+}
+
 /// A slow disk (every group-commit fdatasync held 40 ms by a fault point) shows in the report as
 /// slow broker flushes of that length, not as stalls of the broker's loop: the outlier is
 /// attributed to the device.
