@@ -30,7 +30,9 @@ use std::sync::Mutex;
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
-use common::{create_topic_fields, read_jsonl, request, spawn_client, Client, TestDir};
+use common::{
+    create_topic_fields, read_jsonl, request, send_message_fields, spawn_client, Client, TestDir,
+};
 use serde_json::Value;
 
 static SERIAL: Mutex<()> = Mutex::new(());
@@ -304,7 +306,7 @@ impl Seed {
     /// does (`brokerAddrs` {0: master, 1.., slaves}): every slave registered with every
     /// nameserver.
     fn assert_routes_name_every_broker(&self) {
-        let mut want: BTreeMap<String, (String, BTreeSet<String>)> = BTreeMap::new();
+        let mut want = WantedRoutes::new();
         for b in &self.brokers {
             let e = want.entry(b.broker_name.clone()).or_default();
             if b.master {
@@ -312,33 +314,7 @@ impl Seed {
             }
             e.1.insert(b.addr.clone());
         }
-        for ns in NAMESRV.split(';') {
-            let deadline = Instant::now() + Duration::from_secs(30);
-            loop {
-                let got = request(ns, 105, &[("topic", TOPIC)], &[])
-                    .ok()
-                    .filter(|r| r.code == 0)
-                    .map(|r| route_brokers(&String::from_utf8_lossy(&r.body)))
-                    .unwrap_or_default();
-                let same = want.len() == got.len()
-                    && want.iter().all(|(name, (master, addrs))| {
-                        got.get(name).is_some_and(|ids| {
-                            ids.get("0") == Some(master)
-                                && ids.values().cloned().collect::<BTreeSet<_>>() == *addrs
-                                && ids.len() == addrs.len()
-                        })
-                    });
-                if same {
-                    break;
-                }
-                assert!(
-                    Instant::now() < deadline,
-                    "nameserver {ns}: route of {TOPIC} names {got:?}, wanted {want:?}\n{}",
-                    self.logs()
-                );
-                sleep(Duration::from_millis(200));
-            }
-        }
+        wait_routes(&want, &|| self.logs());
     }
 
     /// Runs the async producer; returns the acknowledged indexes.
@@ -494,19 +470,7 @@ fn raw_send(addr: &str, i: u64) -> i64 {
         .as_millis()
         .to_string();
     let props = format!("KEYS\u{1}k-{i}\u{2}TAGS\u{1}TagA\u{2}seq\u{1}{i}\u{2}WAIT\u{1}true");
-    let ext = [
-        ("producerGroup", "ha_raw"),
-        ("topic", TOPIC),
-        ("defaultTopic", "TBW102"),
-        ("defaultTopicQueueNums", "4"),
-        ("queueId", "0"),
-        ("sysFlag", "0"),
-        ("bornTimestamp", ts.as_str()),
-        ("flag", "0"),
-        ("properties", props.as_str()),
-        ("reconsumeTimes", "0"),
-        ("unitMode", "false"),
-    ];
+    let ext = send_message_fields("ha_raw", TOPIC, "0", &ts, &props);
     request(addr, 10, &ext, format!("k-{i}|raw").as_bytes())
         .map(|r| r.code)
         .unwrap_or(-1)
@@ -650,6 +614,41 @@ fn kill_master_mid_stream(seed: &mut Seed, first: u64, count: u64) -> Vec<u64> {
     acked
 }
 
+/// Broker name -> (its master's address, all its addresses).
+type WantedRoutes = BTreeMap<String, (String, BTreeSet<String>)>;
+
+/// Waits (30 s at most) until both nameservers route TOPIC to exactly `want`: each broker
+/// name's `brokerAddrs` has id 0 = its master and holds all its addresses.
+fn wait_routes(want: &WantedRoutes, logs: &dyn Fn() -> String) {
+    for ns in NAMESRV.split(';') {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let got = request(ns, 105, &[("topic", TOPIC)], &[])
+                .ok()
+                .filter(|r| r.code == 0)
+                .map(|r| route_brokers(&String::from_utf8_lossy(&r.body)))
+                .unwrap_or_default();
+            let same = want.len() == got.len()
+                && want.iter().all(|(name, (master, addrs))| {
+                    got.get(name).is_some_and(|ids| {
+                        ids.get("0") == Some(master)
+                            && ids.values().cloned().collect::<BTreeSet<_>>() == *addrs
+                            && ids.len() == addrs.len()
+                    })
+                });
+            if same {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "nameserver {ns}: route of {TOPIC} names {got:?}, wanted {want:?}\n{}",
+                logs()
+            );
+            sleep(Duration::from_millis(200));
+        }
+    }
+}
+
 /// Broker name -> (broker id -> address) from a route body in fastjson's style (integer keys
 /// unquoted: `"brokerAddrs":{0:"a",1:"b"}`).
 fn route_brokers(body: &str) -> BTreeMap<String, BTreeMap<String, String>> {
@@ -763,7 +762,11 @@ fn run_layout(layout: &str, count: u64) {
             survived.extend(converge(&seed, &addrs));
         }
     }
-    if layout == "2m-noslave" {
+    // ASYNC_MASTER acknowledges before its slave has a message (upstream's promise too): one
+    // acked just before the kill may be only in the master's files, which a kill -9 keeps.
+    let unreplicated = acked.iter().any(|i| !survived.contains(i));
+    let restarted_a = layout == "2m-noslave" || (layout == "2m-2s-async" && unreplicated);
+    if restarted_a {
         // broker-a's data is only on broker-a: bring it back.
         seed.start_broker("broker-a");
         survived.extend(converge(&seed, &addrs_of(&seed, "broker-a", &all)));
@@ -777,15 +780,16 @@ fn run_layout(layout: &str, count: u64) {
     check_superset(&resumed, &acked_kill, "consumed after the kill");
     // ... and it kept its place: what it had consumed before the kill, with the offsets the
     // slaves synced, does not come again (a group starting over would get all of it; seen
-    // 0 of 20 000 and 0 of 5 000). Without a slave broker-a's master restarts with the offsets
-    // it last wrote to disk (every `flushConsumerOffsetInterval`, 5 s, as upstream), which the
-    // kill may precede: its queues may come again from 0, at least once as upstream.
+    // 0 of 20 000 and 0 of 5 000). A restarted broker-a master (no slave, or one that missed
+    // the last acknowledged messages) has the offsets it last wrote to disk (every
+    // `flushConsumerOffsetInterval`, 5 s, as upstream), which the kill may precede: its queues
+    // may come again from 0, at least once as upstream.
     let again = resumed.intersection(&consumed).count();
     eprintln!(
         "{layout}: {again} of {} consumed before the kill came again",
         consumed.len()
     );
-    if layout != "2m-noslave" {
+    if !restarted_a {
         assert!(
             again <= consumed.len() / 100,
             "{again} of {} messages consumed before the kill came again: the group lost its place",
@@ -889,29 +893,21 @@ fn seed_cluster_script_starts_and_stops_the_cluster() {
         assert_eq!(r.code, 0, "create topic on {m}: {:?}", r.remark);
     }
     // All five brokers on both nameservers, broker-b with its two slaves.
-    for ns in NAMESRV.split(';') {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let got = request(ns, 105, &[("topic", TOPIC)], &[])
-                .ok()
-                .filter(|r| r.code == 0)
-                .map(|r| route_brokers(&String::from_utf8_lossy(&r.body)))
-                .unwrap_or_default();
-            let b = got
-                .get("broker-b")
-                .map(|ids| ids.values().cloned().collect::<BTreeSet<_>>());
-            let want_b: BTreeSet<String> =
-                ["127.0.0.58:10911", "127.0.0.58:10920", "127.0.0.59:10920"]
-                    .iter()
-                    .map(|s| (*s).to_string())
-                    .collect();
-            if got.get("broker-a").map(BTreeMap::len) == Some(2) && b == Some(want_b) {
-                break;
-            }
-            assert!(Instant::now() < deadline, "{ns} routes {got:?}\n{}", logs());
-            sleep(Duration::from_millis(200));
-        }
-    }
+    let set = |a: &[&str]| a.iter().map(|s| (*s).to_string()).collect::<BTreeSet<_>>();
+    let want = WantedRoutes::from([
+        (
+            "broker-a".to_string(),
+            (master_a.to_string(), set(&[master_a, "127.0.0.57:10920"])),
+        ),
+        (
+            "broker-b".to_string(),
+            (
+                "127.0.0.58:10911".to_string(),
+                set(&["127.0.0.58:10911", "127.0.0.58:10920", "127.0.0.59:10920"]),
+            ),
+        ),
+    ]);
+    wait_routes(&want, &logs);
     let deadline = Instant::now() + Duration::from_secs(30);
     while raw_send(master_a, 1) != 0 {
         assert!(

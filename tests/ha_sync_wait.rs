@@ -17,12 +17,14 @@
 mod common;
 
 use std::fs;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
-use common::{free_broker_port, free_port, request, Response, TestDir};
+use common::{
+    free_broker_port, free_port, ha_broker_conf, namesrv_conf, request, send_message_fields,
+    Response, Server, TestDir,
+};
 
 const TOPIC: &str = "SyncWaitT";
 const GROUP: &str = "sync_wait_group";
@@ -31,67 +33,33 @@ const DELAY_OFFSETS: &str = "{\"offsetTable\":{1:17,3:4}}";
 /// The master's `syncFlushTimeout` (upstream's default is 5 s; the test's requests time out at 5).
 const SYNC_FLUSH_TIMEOUT_MS: u64 = 1500;
 
-/// One server process; killed when the test ends, also by a panic.
-struct Proc {
-    child: Child,
-    log: PathBuf,
-    log_dir: PathBuf,
+/// A server with its own file-log directory (no colours: its fields are read back).
+fn server(dir: &TestDir, name: &'static str, exe: &str, conf: &Path) -> Server {
+    let mut s = Server::new(
+        name,
+        exe,
+        vec!["-c".into(), conf.display().to_string()],
+        &dir.path,
+    );
+    s.envs.push((
+        "SHARDMQ_LOG_DIR".into(),
+        dir.path.join(format!("logs-{name}")).display().to_string(),
+    ));
+    s.spawn();
+    s
 }
 
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+/// The file log of `server` (all days).
+fn file_log(dir: &TestDir, name: &str) -> String {
+    let mut text = String::new();
+    for e in fs::read_dir(dir.path.join(format!("logs-{name}")))
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        text.push_str(&fs::read_to_string(e.path()).unwrap_or_default());
     }
-}
-
-impl Proc {
-    fn start(dir: &TestDir, name: &str, exe: &str, conf: &Path) -> Proc {
-        let log = dir.file(&format!("{name}.log"));
-        let out = fs::File::create(&log).unwrap();
-        let log_dir = dir.path.join(format!("logs-{name}"));
-        let child = Command::new(exe)
-            .args(["-c", &conf.display().to_string()])
-            .env("HOME", &dir.path)
-            .env("SHARDMQ_LOG_DIR", &log_dir)
-            .stdin(Stdio::null())
-            .stdout(Stdio::from(out.try_clone().unwrap()))
-            .stderr(Stdio::from(out))
-            .spawn()
-            .unwrap();
-        Proc {
-            child,
-            log,
-            log_dir,
-        }
-    }
-
-    fn signal(&self, sig: libc::c_int) {
-        let pid = libc::pid_t::try_from(self.child.id()).unwrap();
-        // SAFETY: kill(2) on our own child's pid; no memory is passed.
-        assert_eq!(unsafe { libc::kill(pid, sig) }, 0, "signal {sig}");
-    }
-
-    /// The process's log file (no colours), all days.
-    fn file_log(&self) -> String {
-        let mut text = String::new();
-        for e in fs::read_dir(&self.log_dir).into_iter().flatten().flatten() {
-            text.push_str(&fs::read_to_string(e.path()).unwrap_or_default());
-        }
-        text
-    }
-
-    fn tail(&self) -> String {
-        let text = fs::read_to_string(&self.log).unwrap_or_default();
-        let lines: Vec<&str> = text.lines().collect();
-        lines[lines.len().saturating_sub(30)..].join("\n")
-    }
-}
-
-fn write_conf(dir: &TestDir, name: &str, body: &str) -> PathBuf {
-    let p = dir.file(name);
-    fs::write(&p, body).unwrap();
-    p
+    text
 }
 
 /// One send of `body` to queue 0 with a JSON header, WAIT=true.
@@ -102,19 +70,7 @@ fn try_send(addr: &str, body: &str) -> Result<Response, String> {
         .as_millis()
         .to_string();
     let props = format!("KEYS\u{1}{body}\u{2}WAIT\u{1}true");
-    let ext = [
-        ("producerGroup", "sync_wait_pg"),
-        ("topic", TOPIC),
-        ("defaultTopic", "TBW102"),
-        ("defaultTopicQueueNums", "1"),
-        ("queueId", "0"),
-        ("sysFlag", "0"),
-        ("bornTimestamp", ts.as_str()),
-        ("flag", "0"),
-        ("properties", props.as_str()),
-        ("reconsumeTimes", "0"),
-        ("unitMode", "false"),
-    ];
+    let ext = send_message_fields("sync_wait_pg", TOPIC, "0", &ts, &props);
     request(addr, 10, &ext, body.as_bytes())
 }
 
@@ -146,49 +102,27 @@ fn sync_master_times_out_on_a_stopped_slave_and_a_restarted_slave_resumes_from_i
     let dir = TestDir::new("ha-sync-wait");
     let ns = free_port();
     let (mp, sp) = (free_broker_port(), free_broker_port());
-    let nsc = write_conf(
-        &dir,
-        "ns.properties",
-        &format!(
-            "listenPort={ns}\nkvConfigPath={}/kv.json\n",
-            dir.path.display()
-        ),
-    );
-    let broker = |name: &str, id: u32, role: &str, port: u16| {
-        let store = dir.path.join(name);
-        write_conf(
-            &dir,
-            &format!("{name}.properties"),
-            &format!(
-                "brokerClusterName=c\nbrokerName=b\nbrokerId={id}\nbrokerRole={role}\n\
-                 flushDiskType=ASYNC_FLUSH\nlistenPort={port}\nbrokerIP1=127.0.0.1\n\
-                 brokerIP2=127.0.0.1\nnamesrvAddr=127.0.0.1:{ns}\nstorePathRootDir={}\n\
-                 storePathCommitLog={}/commitlog\nshardCount=1\n\
-                 mapedFileSizeCommitLog=4194304\nsyncFlushTimeout={SYNC_FLUSH_TIMEOUT_MS}\n\
-                 diskMaxUsedSpaceRatio=100\n\
-                 diskSpaceWarningLevelRatio=100\ndiskSpaceCleanForciblyRatio=100\n",
-                store.display(),
-                store.display()
-            ),
-        )
-    };
-    let (mc, sc) = (
-        broker("master", 0, "SYNC_MASTER", mp),
-        broker("slave", 1, "SLAVE", sp),
-    );
+    let nsc = namesrv_conf(&dir, ns);
+    let extra = format!("flushDiskType=ASYNC_FLUSH\nsyncFlushTimeout={SYNC_FLUSH_TIMEOUT_MS}\nmapedFileSizeCommitLog=4194304");
+    let mc = ha_broker_conf(&dir, "master", 0, "SYNC_MASTER", mp, ns, &extra);
+    let sc = ha_broker_conf(&dir, "slave", 1, "SLAVE", sp, ns, &extra);
     fs::create_dir_all(dir.path.join("master/config")).unwrap();
     fs::write(
         dir.path.join("master/config/delayOffset.json"),
         DELAY_OFFSETS,
     )
     .unwrap();
-    let _ns = Proc::start(&dir, "ns", env!("CARGO_BIN_EXE_mqnamesrv"), &nsc);
+    let (nsx, bx) = (
+        env!("CARGO_BIN_EXE_mqnamesrv"),
+        env!("CARGO_BIN_EXE_mqbroker"),
+    );
+    let _ns = server(&dir, "ns", nsx, &nsc);
     sleep(Duration::from_millis(300));
-    let master = Proc::start(&dir, "master", env!("CARGO_BIN_EXE_mqbroker"), &mc);
+    let master = server(&dir, "master", bx, &mc);
     sleep(Duration::from_millis(500));
-    let slave = Proc::start(&dir, "slave-1", env!("CARGO_BIN_EXE_mqbroker"), &sc);
+    let mut slave = server(&dir, "slave-1", bx, &sc);
     let (maddr, saddr) = (format!("127.0.0.1:{mp}"), format!("127.0.0.1:{sp}"));
-    let logs = |s: &Proc| format!("--- master\n{}\n--- slave\n{}", master.tail(), s.tail());
+    let logs = |s: &Server| format!("{}\n{}", master.log_tail(), s.log_tail());
 
     // The slave is connected once a send is acknowledged.
     let deadline = Instant::now() + Duration::from_secs(40);
@@ -275,7 +209,7 @@ fn sync_master_times_out_on_a_stopped_slave_and_a_restarted_slave_resumes_from_i
     }
 
     // Killed: SLAVE_NOT_AVAILABLE once the master saw the connection close.
-    drop(slave);
+    slave.kill9();
     let deadline = Instant::now() + Duration::from_secs(10);
     let mut codes = Vec::new();
     loop {
@@ -287,7 +221,7 @@ fn sync_master_times_out_on_a_stopped_slave_and_a_restarted_slave_resumes_from_i
         assert!(
             Instant::now() < deadline,
             "no SLAVE_NOT_AVAILABLE within 10 s of the slave's death: codes {codes:?}\n{}",
-            master.tail()
+            master.log_tail()
         );
         sleep(Duration::from_millis(100));
     }
@@ -295,9 +229,9 @@ fn sync_master_times_out_on_a_stopped_slave_and_a_restarted_slave_resumes_from_i
     assert!(codes.iter().all(|&c| c == 11 || c == 12), "{codes:?}");
 
     // Restarted after kill -9: it resumes from its own write end.
-    let slave = Proc::start(&dir, "slave-2", env!("CARGO_BIN_EXE_mqbroker"), &sc);
+    let slave = server(&dir, "slave-2", bx, &sc);
     let deadline = Instant::now() + Duration::from_secs(30);
-    while replication_starts(&slave.file_log()).is_empty() {
+    while replication_starts(&file_log(&dir, "slave-2")).is_empty() {
         assert!(
             Instant::now() < deadline,
             "slave not replicating\n{}",
@@ -305,7 +239,7 @@ fn sync_master_times_out_on_a_stopped_slave_and_a_restarted_slave_resumes_from_i
         );
         sleep(Duration::from_millis(100));
     }
-    let from = replication_starts(&slave.file_log())[0];
+    let from = replication_starts(&file_log(&dir, "slave-2"))[0];
     eprintln!(
         "timed out after {waited:?}; codes after the kill {codes:?}; resumed from {from}, last acked at {last_acked}"
     );

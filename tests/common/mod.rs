@@ -89,7 +89,8 @@ mod ports;
 pub use ports::free_broker_port;
 #[path = "../topic/mod.rs"]
 mod topic;
-pub use topic::create_topic_fields;
+#[allow(unused_imports)] // reason: each test binary uses its own part of the harness
+pub use topic::{create_topic_fields, send_message_fields};
 
 /// One spawned server process with its log file.
 pub struct Server {
@@ -105,7 +106,9 @@ pub struct Server {
 }
 
 impl Server {
-    fn new(name: &'static str, exe: &str, args: Vec<String>, dir: &Path) -> Server {
+    /// A server of `exe` with `args`, its log `<dir>/<name>.log` and HOME `<dir>/home`; not
+    /// started yet ([`Server::spawn`]).
+    pub fn new(name: &'static str, exe: &str, args: Vec<String>, dir: &Path) -> Server {
         Server {
             name,
             exe: PathBuf::from(exe),
@@ -118,7 +121,9 @@ impl Server {
         }
     }
 
-    fn spawn(&mut self) {
+    /// Starts the process (again, after [`Server::kill9`] or [`Server::stop`]), appending to
+    /// its log.
+    pub fn spawn(&mut self) {
         fs::create_dir_all(&self.home).expect("create HOME for server");
         let mut log = fs::OpenOptions::new()
             .create(true)
@@ -158,6 +163,15 @@ impl Server {
                 panic!("{} exited early with {st}\n{}", self.name, self.log_tail());
             }
         }
+    }
+
+    /// Sends `sig` (SIGSTOP, SIGCONT, ...) to the running process.
+    pub fn signal(&self, sig: libc::c_int) {
+        let pid = self.pid().expect("server running");
+        let pid = libc::pid_t::try_from(pid).expect("pid fits pid_t");
+        // SAFETY: kill(2) on a child we spawned and have not reaped; no memory is passed.
+        let rc = unsafe { libc::kill(pid, sig) };
+        assert_eq!(rc, 0, "signal {sig} to {}", self.name);
     }
 
     /// SIGKILL and reap.
@@ -206,6 +220,50 @@ impl Drop for Server {
     fn drop(&mut self) {
         self.kill9();
     }
+}
+
+/// Properties of a broker of broker name `b` on 127.0.0.1 with one shard, its store in
+/// `<dir>/<name>`, the disk guard off (the test machines' shared disk is often over upstream's
+/// ratios), written to `<dir>/<name>.properties`; `extra` lines are appended.
+pub fn ha_broker_conf(
+    dir: &TestDir,
+    name: &str,
+    broker_id: u32,
+    role: &str,
+    port: u16,
+    namesrv_port: u16,
+    extra: &str,
+) -> PathBuf {
+    let store = dir.path.join(name);
+    let path = dir.file(&format!("{name}.properties"));
+    fs::write(
+        &path,
+        format!(
+            "brokerClusterName=c\nbrokerName=b\nbrokerId={broker_id}\nbrokerRole={role}\n\
+             listenPort={port}\nbrokerIP1=127.0.0.1\nbrokerIP2=127.0.0.1\n\
+             namesrvAddr=127.0.0.1:{namesrv_port}\nstorePathRootDir={}\n\
+             storePathCommitLog={}/commitlog\nshardCount=1\ndiskMaxUsedSpaceRatio=100\n\
+             diskSpaceWarningLevelRatio=100\ndiskSpaceCleanForciblyRatio=100\n{extra}\n",
+            store.display(),
+            store.display()
+        ),
+    )
+    .expect("write broker properties");
+    path
+}
+
+/// A nameserver's properties on `port`, written to `<dir>/namesrv.properties`.
+pub fn namesrv_conf(dir: &TestDir, port: u16) -> PathBuf {
+    let path = dir.file("namesrv.properties");
+    fs::write(
+        &path,
+        format!(
+            "listenPort={port}\nkvConfigPath={}\n",
+            dir.path.join("kv.json").display()
+        ),
+    )
+    .expect("write namesrv.properties");
+    path
 }
 
 /// One nameserver plus one master broker on loopback, in their own test directory.
