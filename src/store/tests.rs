@@ -294,6 +294,81 @@ fn recent_records_are_read_from_the_cache_and_older_ones_from_the_file() {
     }
 }
 
+/// Allocations a group commit may make beyond its puts' results (measured: ~20-30).
+const BATCH_ALLOCATIONS_MAX: u64 = 48;
+
+/// Two sets of puts, concurrently (each within futures' join_all's unboxed size).
+async fn put_halves(
+    s: &ShardStore,
+    a: Vec<PutBatch>,
+    b: Vec<PutBatch>,
+) -> (
+    Vec<Result<PutResult, StoreError>>,
+    Vec<Result<PutResult, StoreError>>,
+) {
+    let a: Vec<_> = a.into_iter().map(|x| s.put(x)).collect();
+    let b: Vec<_> = b.into_iter().map(|x| s.put(x)).collect();
+    futures::future::join(futures::future::join_all(a), futures::future::join_all(b)).await
+}
+
+/// What a put allocates once the store is warm (files preallocated, write buffers pooled,
+/// batches recycled), counted on the shard's thread over rounds of 60 concurrent puts whose
+/// batches the test built beforehand: one allocation per put (its result, `phys_offsets`)
+/// and a bounded number per group commit, none per record written.
+#[test]
+fn steady_state_allocations_are_one_per_put_and_a_few_per_batch() {
+    let dir = test_dir("alloc");
+    run(move || async move {
+        let mut c = cfg(&dir, FlushMode::Sync);
+        c.commitlog_file_size = 8 << 20;
+        let s = ShardStore::open(c, ShardId(0), false).await.unwrap();
+        // Two halves of 30: futures' join_all boxes each future of a larger set.
+        let half = |n: usize| -> Vec<PutBatch> {
+            (0..30)
+                .map(|i| batch("A", (i % 4) as u32, &[&body(n * 30 + i, 200)]))
+                .collect()
+        };
+        for r in 0..20 {
+            let (a, b) = put_halves(&s, half(2 * r), half(2 * r + 1)).await;
+            assert!(a.iter().chain(&b).all(|p| p.is_ok()));
+        }
+        let rounds = 50;
+        let mut halves: Vec<(Vec<PutBatch>, Vec<PutBatch>)> = (20..20 + rounds)
+            .map(|r| (half(2 * r), half(2 * r + 1)))
+            .collect();
+        let mut results = Vec::with_capacity(rounds * 60);
+        let writes_before = s.stats().write_count;
+        let before = crate::test_alloc::allocations();
+        for (a, b) in halves.drain(..) {
+            let (ra, rb) = put_halves(&s, a, b).await;
+            results.extend(ra);
+            results.extend(rb);
+        }
+        let allocated = crate::test_alloc::allocations() - before;
+        let writes = s.stats().write_count - writes_before;
+        assert!(results
+            .iter()
+            .all(|r| r.as_ref().is_ok_and(|r| r.status == PutStatus::Ok)));
+        // The test's own, per round: the two vectors of futures and join_all's two boxes.
+        // Each put: its result. Each batch: its completion, its I/O (glommio's sources for
+        // the write and the fdatasync) and the list of queues it reached.
+        let store = allocated - 4 * rounds as u64;
+        let puts = results.len() as u64;
+        let per_batch = store.saturating_sub(puts) as f64 / writes.max(1) as f64;
+        eprintln!(
+            "steady state: {allocated} allocations for {puts} puts in {writes} batches: \
+             {:.2} per put, {per_batch:.1} per batch beyond one per put",
+            store as f64 / puts as f64
+        );
+        assert!(
+            store <= puts + BATCH_ALLOCATIONS_MAX * writes,
+            "{store} allocations for {puts} puts in {writes} batches: more than one per put \
+             and {BATCH_ALLOCATIONS_MAX} per batch"
+        );
+        s.shutdown().await.unwrap();
+    });
+}
+
 #[test]
 fn roll_over_writes_blank_marker_and_reads_across_files() {
     let dir = test_dir("roll");
