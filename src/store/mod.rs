@@ -264,8 +264,8 @@ pub struct StoreStats {
     /// DMA write buffers allocated / reused from the shard's write pool.
     pub write_buffers_allocated: u64,
     pub write_buffers_reused: u64,
-    /// Commit-log reads (pulls, lookups, the HA shipper) served from the read cache / from
-    /// the file.
+    /// Reads of pulls and lookups served from the read cache / from the file (the HA
+    /// shipper's reads of the file count in `file_reads`; its hits in the cache do not).
     pub cache_reads: u64,
     pub file_reads: u64,
     /// Commit-log bytes the opening recovery scanned (0 after a clean stop).
