@@ -86,7 +86,7 @@ pub struct Ratios {
     pub publish_p50_over_loopback_rtt_p50: Option<f64>,
     pub publish_p99_over_loopback_rtt_p99: Option<f64>,
     pub e2e_p50_over_loopback_rtt_p50: Option<f64>,
-    /// Publish max over the latest wake-up of a busy host with a writing device.
+    /// Publish max over the busy-host probe's largest wake-up lateness.
     #[serde(default)]
     pub publish_max_over_busy_wake_late_max: Option<f64>,
 }
