@@ -652,28 +652,8 @@ fn wait_routes(want: &WantedRoutes, logs: &dyn Fn() -> String) {
 /// Broker name -> (broker id -> address) from a route body in fastjson's style (integer keys
 /// unquoted: `"brokerAddrs":{0:"a",1:"b"}`).
 fn route_brokers(body: &str) -> BTreeMap<String, BTreeMap<String, String>> {
-    // Quote the integer keys, then it is JSON.
-    let mut json = String::with_capacity(body.len() + 16);
-    let mut chars = body.chars().peekable();
-    while let Some(c) = chars.next() {
-        json.push(c);
-        if c == '{' || c == ',' {
-            let mut digits = String::new();
-            while let Some(d) = chars.peek().filter(|d| d.is_ascii_digit()) {
-                digits.push(*d);
-                chars.next();
-            }
-            if digits.is_empty() {
-                continue;
-            }
-            if chars.peek() == Some(&':') {
-                json.push_str(&format!("\"{digits}\""));
-            } else {
-                json.push_str(&digits);
-            }
-        }
-    }
-    let v: Value = serde_json::from_str(&json).unwrap_or_else(|e| panic!("route {body}: {e}"));
+    let v = shardmq::remoting::fastjson::parse_lenient(body.as_bytes())
+        .unwrap_or_else(|e| panic!("route {body}: {e:?}"));
     let mut out = BTreeMap::new();
     for d in v["brokerDatas"].as_array().into_iter().flatten() {
         let ids = d["brokerAddrs"]
